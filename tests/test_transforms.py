@@ -1,0 +1,147 @@
+"""Checks of crisscross.transforms beyond the notebook's: pickling for data loader workers, other devices,
+precision, and properties over many random draws."""
+import math, pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchaudio
+
+from crisscross.transforms import (LogMel, LogMelConfig, AudioEval, VideoAugment, VideoEval, AudioAugment, VideoParams,
+                                   denormalize_video, normalize_video, crop_resize_flip, IMAGENET_MEAN)
+
+CUDA = torch.cuda.is_available()
+
+
+def clip(T=8, H=128, W=171, seed=0):
+    return torch.randint(0, 256, (T, H, W, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_transforms_pickle_and_behave_the_same():
+    "Data loader workers receive the transforms by pickling: the copies must give identical outputs."
+    wave, video = torch.randn(32000), clip()
+    for t, x in [(LogMel(), wave), (VideoEval(crops=3), video)]:
+        torch.testing.assert_close(pickle.loads(pickle.dumps(t))(x), t(x), rtol=0, atol=0)
+    lm = LogMel(); lm(wave)                                      # with a filled cache
+    torch.testing.assert_close(pickle.loads(pickle.dumps(lm))(wave), lm(wave), rtol=0, atol=0)
+    for t, x in [(VideoAugment(), video), (AudioAugment(), lm(wave))]:
+        a = pickle.loads(pickle.dumps(t))(x, generator=torch.Generator().manual_seed(3))
+        torch.testing.assert_close(a, t(x, generator=torch.Generator().manual_seed(3)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 1, 2, 3.3, 5])
+def test_log_mel_matches_torchaudio_in_float64(seconds):
+    "In float64 the mel power agrees with torchaudio to rounding, for any length."
+    cfg = LogMelConfig()
+    n = round(seconds * cfg.sample_rate)
+    wave = torch.randn(2, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    ref = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=1024, win_length=1024, hop_length=160, f_min=0,
+                                               f_max=8000, n_mels=80, power=2.0, norm="slaney", mel_scale="slaney",
+                                               window_fn=lambda n: torch.hann_window(n, dtype=torch.float64)).double()
+    ours = LogMel(cfg).mel_power(wave)
+    assert ours.shape == (2, 80, cfg.num_frames(n)) == (2, 80, 1 + n // 160)
+    torch.testing.assert_close(ours, ref(wave), rtol=1e-10, atol=0)
+    out = LogMel(cfg)(wave)
+    torch.testing.assert_close(out, ((ref(wave) + cfg.eps).log() - cfg.mean).div(cfg.std).unsqueeze(1), rtol=1e-10, atol=1e-12)
+
+
+def test_log_mel_settings_flow_from_the_config():
+    "A different config changes the output shape as the config says (the settings live in one place)."
+    cfg = LogMelConfig(n_mels=64, hop_length=320)
+    assert LogMel(cfg)(torch.randn(32000)).shape == (1, 64, cfg.num_frames(32000)) == (1, 64, 101)
+    assert AudioEval is LogMel
+
+
+def test_log_mel_leading_dims():
+    wave = torch.randn(2, 3, 16000)
+    out = LogMel()(wave)
+    assert out.shape == (2, 3, 1, 80, 101)
+    torch.testing.assert_close(out[1, 2], LogMel()(wave[1, 2]), rtol=1e-5, atol=1e-5)
+
+
+def test_volume_shift_at_the_floor_is_bounded():
+    "Digital silence: the shift moves the floor by at most 2 |log 0.8| / std, as the notebook says."
+    lm, aug = LogMel(), AudioAugment(time_scale=(1, 1), freq_masks=0, time_masks=0)
+    silent = lm(torch.zeros(32000))
+    out, p = aug(silent.expand(200, -1, -1, -1), generator=torch.Generator().manual_seed(0), return_params=True)
+    shift = (out - silent).amax((1, 2, 3))
+    torch.testing.assert_close(shift, 2 * p.gain.log() / lm.cfg.std)
+    assert shift.abs().max() <= 2 * abs(math.log(0.8)) / lm.cfg.std + 1e-6 < 0.11
+
+
+def test_views_of_one_clip_are_independent():
+    "Two views drawn in sequence from one generator get different parameters (the pretraining pair)."
+    aug, g = VideoAugment(), torch.Generator().manual_seed(0)
+    v = clip()
+    a, pa = aug(v, generator=g, return_params=True)
+    b, pb = aug(v, generator=g, return_params=True)
+    assert not torch.equal(pa.box, pb.box) and not torch.equal(a, b)
+
+
+def test_batch_parameters_are_independent_across_clips():
+    p = VideoAugment().sample_params(512, 128, 171, torch.Generator().manual_seed(0))
+    assert p.box.unique(dim=0).shape[0] > 500 and p.sigma.unique().numel() == 512
+    # flips are uncorrelated with grayscale, blur (independent draws)
+    for other in (p.gray, p.blur, p.jitter):
+        assert abs((p.flip & other).float().mean() - p.flip.float().mean() * other.float().mean()) < 0.05
+
+
+def test_moving_content_keeps_its_motion():
+    "A square moving right moves right in every augmented view, by the same crop scale (same box every frame)."
+    T, H, W = 8, 128, 171
+    x = torch.zeros(T, H, W, 3, dtype=torch.uint8)
+    for t in range(T): x[t, 50:70, 20 + 10 * t:40 + 10 * t] = 255
+    aug = VideoAugment(scale=(0.9, 1), jitter_p=0, gray_p=0, blur_p=0, max_cutout=0)
+    out, p = aug(x.expand(16, -1, -1, -1, -1), generator=torch.Generator().manual_seed(1), return_params=True)
+    frames = denormalize_video(out).float().mean(-1)            # (16, T, 112, 112)
+    cols = torch.arange(112.0)
+    centre = (frames.sum(-2) * cols).sum(-1) / frames.sum((-2, -1))  # centre of mass along x per frame
+    step = centre.diff(dim=1)                                    # per clip, per frame step
+    expected = 10 * 112 / p.box[:, 3].float() * torch.where(p.flip, -1.0, 1.0)
+    torch.testing.assert_close(step.median(1).values, expected, rtol=0.05, atol=0.3)
+
+
+def test_cutout_is_mean_colour():
+    "Zero after normalisation is the normalisation mean: the hole denormalises to the ImageNet mean colour."
+    aug = VideoAugment(scale=(1, 1), flip_p=0, jitter_p=0, gray_p=0, blur_p=0)
+    out, p = aug(clip(), generator=torch.Generator().manual_seed(2), return_params=True)
+    top, left, side = p.cutout[0].tolist()
+    hole = denormalize_video(out)[:, top:top + side, left:left + side]
+    assert (hole.float() - torch.tensor(IMAGENET_MEAN) * 255).abs().max() <= 0.5
+
+
+def test_crop_resize_matches_interpolate_inside_the_box():
+    "Away from its border, a box crop equals crop-then-F.interpolate (the border reads real neighbours instead)."
+    img = torch.rand(1, 3, 100, 150, generator=torch.Generator().manual_seed(0))
+    box = torch.tensor([[10, 20, 60, 80]])
+    ours = crop_resize_flip(img, box, 40)
+    ref = F.interpolate(img[:, :, 10:70, 20:100], size=(40, 40), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(ours[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1], rtol=1e-5, atol=1e-5)
+
+
+def test_eval_is_deterministic_and_ignores_generator():
+    ev, v = VideoEval(crops=3), clip(H=240, W=320)
+    a = ev(v)
+    torch.testing.assert_close(ev(v, generator=torch.Generator().manual_seed(5)), a, rtol=0, atol=0)
+    assert a.shape == (3, 3, 8, 112, 112)
+    # the three crops step along the long side: the middle one is the centre crop
+    torch.testing.assert_close(a[1], VideoEval()(v), rtol=0, atol=0)
+
+
+def test_denormalize_inverts_normalize_on_batches():
+    x = torch.randint(0, 256, (2, 4, 16, 16, 3), dtype=torch.uint8)
+    normed = normalize_video(x.permute(0, 1, 4, 2, 3) / 255).permute(0, 2, 1, 3, 4)   # (B, 3, T, H, W)
+    assert torch.equal(denormalize_video(normed), x)
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_gpu_batch_matches_cpu():
+    aug, vid = VideoAugment(), torch.stack([clip(seed=s) for s in range(8)])
+    p = aug.sample_params(8, 128, 171, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(aug.apply(vid.cuda(), p).cpu(), aug.apply(vid, p), rtol=1e-4, atol=1e-4)
+    lm, wave = LogMel(), torch.randn(4, 32000)
+    torch.testing.assert_close(lm(wave.cuda()).cpu(), lm(wave), rtol=1e-4, atol=1e-4)
+    a = AudioAugment()
+    spec = lm(wave)
+    ap = a.sample_params(4, 80, 201, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.apply(spec.cuda(), ap).cpu(), a.apply(spec, ap), rtol=1e-4, atol=1e-4)
