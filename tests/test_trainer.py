@@ -200,7 +200,7 @@ def test_skip_nonfinite_skips_counts_and_keeps_state_finite(tmp_path):
     (dict(lr=-1e-3), 1, "lr=-0.001 must be > 0"),
     (dict(pred_lr=0.0), 1, "pred_lr=0.0 must be > 0"),
     (dict(optimizer="lars"), 1, "optimizer='lars' is unknown: choose one of ('larc_adam', 'adam', 'larc_sgd', 'sgd')"),
-    (dict(dataset="kinetics"), 1, "dataset='kinetics' is unknown: choose one of ('random',"),
+    (dict(dataset="imagenet"), 1, "dataset='imagenet' is unknown: choose one of ('random',"),
     (dict(final_lr=1.0), 1, "final_lr=1.0 exceeds the peak lr"),
     (dict(batch_size="8"), 1, "batch_size='8' must be of type int"),
 ])
