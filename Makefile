@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml
 # The main job: pretraining on the embedded default data set, run by papermill.
 run: $(STAMP)
 	@mkdir -p $(OUT)
-	$(BIN)/papermill nbs/pretrain.ipynb $(OUT)/pretrain.ipynb -p out_dir $(abspath $(OUT)) $(PARAMS)
-	@echo "Results: $(OUT)/ (executed notebook: $(OUT)/pretrain.ipynb)"
+	$(BIN)/papermill nbs/pretrain.ipynb $(OUT)/pretrain.ipynb --log-output -p epochs 0 -p max_steps 0 -p out_dir $(abspath $(OUT)) $(PARAMS)
+	@echo "Results in $(OUT)/: metrics.json, views.png, loss.png, checkpoints/, backbones.pt, the executed notebook pretrain.ipynb"
 
 # Everything CI checks, in order.
 test: $(STAMP) check-export check-clean test-notebooks test-pytest

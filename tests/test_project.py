@@ -48,15 +48,29 @@ def test_clean_keeps_papermill_parameters(tmp_path):
 
 
 def test_pretrain_notebook_runs_under_papermill(tmp_path):
-    "The main job's notebook, run for real by papermill with overridden parameters."
+    "The main job's notebook, run for real by papermill on the embedded data with overridden parameters."
     out = tmp_path / "run"
     result = run(BIN / "papermill", "nbs/pretrain.ipynb", tmp_path / "executed.ipynb",
-                 "-p", "steps", 3, "-p", "batch_size", 2, "-p", "out_dir", out, timeout=600)
+                 "-p", "max_steps", 3, "-p", "batch_size", 8, "-p", "out_dir", out, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert [h["step"] for h in metrics["history"]] == [0, 1, 2]
-    assert all(-2 <= h["loss"] <= 2 for h in metrics["history"])
-    assert (out / "loss.png").stat().st_size > 1000
+    assert metrics["steps"] == 3 and [r["step"] for r in metrics["step_log"]] == [1, 2, 3]
+    assert all(-2 <= r["loss"] <= 2 for r in metrics["step_log"])
+    assert metrics["config"]["batch_size"] == 8 and metrics["config"]["dataset"] == "embedded"
+    probe = metrics["knn_probe"]
+    assert set(probe) == {"k", "pretrained_video", "pretrained_audio", "random_video", "random_audio"}
+    assert all(0 <= v <= 1 for k, v in probe.items() if k != "k")
+    for picture in ("views.png", "loss.png"): assert (out / picture).stat().st_size > 5000
+    assert Path(metrics["backbones"]).is_file() and Path(metrics["checkpoint"]).is_file()
     # papermill injected the overrides after the parameters cell
     executed = json.loads((tmp_path / "executed.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
+
+
+def test_pretrain_refuses_bad_parameters_before_compute(tmp_path):
+    "A bad parameter stops the notebook at once with a message naming it, before any data or training."
+    result = run(BIN / "papermill", "nbs/pretrain.ipynb", tmp_path / "executed.ipynb",
+                 "-p", "relaxation", "strong", "-p", "out_dir", tmp_path / "run", timeout=300)
+    assert result.returncode != 0
+    assert "relaxation" in result.stderr and "strong" in result.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()
