@@ -1,14 +1,22 @@
 """Benchmark: two-view training samples per second per worker (one core), ours against a naive baseline.
 
-    .venv/bin/python tests/benchmark_data.py [--seconds 10] [--clips 4] [--samples 40]
+    .venv/bin/python tests/benchmark_data.py [--seconds 10] [--clips 4] [--samples 40] [--rounds 3]
 
-Measures `crisscross.data.PretrainViews` (decode the span covering all four windows once, batched tensor
-augmentation, log-mel) on: the embedded data set, raw 640x360 30 fps H.264 clips, and the same clips prepared by
-`crisscross.prepare` (short side 128, 16 fps, a keyframe every 16 frames, 16 kHz mono). The naive baseline decodes
-each of the four windows separately and augments frame by frame with PIL, as the official code did. Every figure
-is printed with its ratio to the baseline on the same files in the same run. Not a test: nothing is asserted.
+Measures `crisscross.data.PretrainViews` (decode the span covering all four windows once, augment each view as tensors,
+log-mel) on: the embedded data set, raw 640x360 30 fps H.264 clips (keyframes 250 frames apart, some grain in the
+picture), and the same clips prepared by `crisscross.prepare` (short side 128, 16 fps, a keyframe every 16 frames,
+16 kHz mono). Each sample is two views of 8x112x112 video and 2 s of audio, 'mild' relaxation, augmentation on.
+The naive baseline decodes each of the four windows separately and augments frame by frame with PIL, as the official
+code did. "decode" is PretrainViews with its transforms taken out (one `read_span` per sample, the four windows cut
+out): the most that ours could reach.
+
+Rates are samples per second of this process's CPU time, on one thread (`torch.set_num_threads(1)`, one decoder
+thread): what one data-loader worker delivers per core, and much less disturbed than wall time when other work
+shares the machine. Wall-clock rates are printed too. The three run alternately in rounds and each figure is the
+median over the rounds, so that load elsewhere hits all of them alike; ratios are taken within the run. Not a test:
+nothing is asserted.
 """
-import argparse, os, tempfile, time
+import argparse, os, statistics, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +25,8 @@ from PIL import Image, ImageFilter
 import torchvision.transforms.functional as TF
 
 from crisscross.data import Item, PretrainViews, index_media
-from crisscross.media import read_audio, read_span
-from crisscross.prepare import prepare_collection, write_test_clip
+from crisscross.media import read_audio, read_span, write_test_video
+from crisscross.prepare import prepare_collection
 from crisscross.samplers import sample_windows
 from crisscross.synthetic import SyntheticConfig, ensure_embedded
 from crisscross.transforms import LogMel
@@ -62,38 +70,67 @@ class NaiveViews:
         return out
 
 
-def rate(dataset, n):
-    "Samples per second over `n` samples (after one warm-up sample)."
-    dataset[0]
-    t0 = time.perf_counter()
-    for i in range(1, n + 1): dataset[i % len(dataset)] if hasattr(dataset, "__len__") else dataset[i]
-    return n / (time.perf_counter() - t0)
+def unchanged(x, generator=None): return x
 
 
-def main(seconds=10.0, clips=4, samples=40):
+def decode_only(items, samples):
+    "PretrainViews without its transforms: what decoding alone delivers."
+    ds = PretrainViews(items, "mild", clips_per_video=samples, frames=8, size=112, audio_seconds=2.0, progress=False,
+                       video_augment=unchanged, audio_augment=unchanged)
+    ds.log_mel = unchanged
+    return ds
+
+
+def rates(dataset, start, n):
+    "Samples per second of CPU time and of wall time, over samples start .. start + n - 1."
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(start, start + n): dataset[i % len(dataset)] if hasattr(dataset, "__len__") else dataset[i]
+    return n / (time.process_time() - c0), n / (time.perf_counter() - t0)
+
+
+def main(seconds=10.0, clips=4, samples=40, rounds=3):
     torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    work = Path(tempfile.mkdtemp(prefix="crisscross-bench-"))
+    with tempfile.TemporaryDirectory(prefix="crisscross-bench-") as work: measure(Path(work), seconds, clips, samples, rounds)
+
+
+def measure(work: Path, seconds, clips, samples, rounds):
+    "Write the clips under `work`, prepare them, and print the table."
     raw = work / "raw"
-    for i in range(clips): write_test_clip(raw / f"clip{i}.mp4", seconds=seconds, size=(640, 360), fps=30, audio_rate=44100)
+    for i in range(clips): write_test_video(raw / f"clip{i}.mp4", seconds=seconds, size=(640, 360), fps=30, seed=i, grain=6)
     prepare_collection(raw, work / "prepared", short_side=128, fps=16, gop=16, workers=2, progress=False)
-    embedded = ensure_embedded(work / "embedded", SyntheticConfig(n_classes=4, clips_per_class=3, val_per_class=1, test_per_class=1))
+    embedded = ensure_embedded(work / "embedded", SyntheticConfig(n_classes=4, clips_per_class=3, val_per_class=1, test_per_class=1),
+                               progress=False)
     sets = {"embedded (128p, 16 fps)": sorted(embedded.rglob("*.mp4")),
             "raw 640x360 30 fps H.264": sorted(raw.rglob("*.mp4")),
             "prepared 128p 16 fps gop 16": sorted((work / "prepared").rglob("*.mp4"))}
-    print(f"two-view samples per second, one core (8x112x112 video + 2 s audio per view, 'mild' relaxation, augmentation on); "
-          f"{samples} samples each")
-    print(f"{'files':32s} {'ours':>8s} {'naive':>8s} {'ratio':>7s}")
+    print(f"two-view samples per second of CPU time, one thread (8x112x112 video + 2 s audio per view, 'mild' relaxation, "
+          f"augmentation on); median of {rounds} rounds of {samples} samples (naive: {max(samples // 4, 5)})")
+    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the start; "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"{'files':30s} {'decode':>7s} {'ours':>7s} {'naive':>7s} {'ours/naive':>10s} {'ours/decode':>11s}   wall: ours, naive")
     for name, paths in sets.items():
         items = [Item(str(p)) for p in paths]
-        ours = rate(PretrainViews(items, "mild", clips_per_video=samples, frames=8, size=112, audio_seconds=2.0, progress=False), samples)
-        naive = rate(NaiveViews(items), max(samples // 4, 5))
-        print(f"{name:32s} {ours:8.1f} {naive:8.1f} {ours / naive:6.1f}x")
+        runs = {"decode": decode_only(items, samples * rounds),
+                "ours": PretrainViews(items, "mild", clips_per_video=samples * rounds, frames=8, size=112, audio_seconds=2.0, progress=False),
+                "naive": NaiveViews(items)}
+        for ds in runs.values(): ds[0]                                   # warm up (opens, caches)
+        got = {k: [] for k in runs}
+        for r in range(rounds):
+            for k, ds in runs.items():
+                n = max(samples // 4, 5) if k == "naive" else samples
+                got[k].append(rates(ds, 1 + r * n, n))
+        cpu = {k: statistics.median(c for c, _ in v) for k, v in got.items()}
+        wall = {k: statistics.median(w for _, w in v) for k, v in got.items()}
+        print(f"{name:30s} {cpu['decode']:7.1f} {cpu['ours']:7.1f} {cpu['naive']:7.1f} {cpu['ours'] / cpu['naive']:9.1f}x "
+              f"{cpu['ours'] / cpu['decode']:10.2f}   {wall['ours']:5.1f}, {wall['naive']:5.1f}")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=10.0); ap.add_argument("--clips", type=int, default=4)
-    ap.add_argument("--samples", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each raw clip")
+    ap.add_argument("--clips", type=int, default=4, help="raw clips (each also prepared)")
+    ap.add_argument("--samples", type=int, default=40, help="samples per round for ours and decode (a quarter for naive)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds; each figure is the median over them")
     a = ap.parse_args()
-    main(a.seconds, a.clips, a.samples)
+    main(a.seconds, a.clips, a.samples, a.rounds)

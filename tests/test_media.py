@@ -25,6 +25,8 @@ KINDS = {  # name: (suffix, write_test_video arguments)
     "webm vp9 opus 5.1": (".webm", dict(video_codec="libvpx-vp9", audio_codec="libopus", audio_rate=48000, channels=6)),
     "ts h264 aac": (".ts", {}),
     "mp4 aac 8k mono": (".mp4", dict(audio_rate=8000, channels=1)),
+    "mp4 aac 16k mono": (".mp4", dict(audio_rate=16000, channels=1)),         # as crisscross.prepare writes it
+    "mov pcm 16k mono": (".mov", dict(audio_codec="pcm_s16le", audio_rate=16000, channels=1)),
     "mp4 vfr": (".mp4", dict(vfr=True)),
     "mkv vfr": (".mkv", dict(vfr=True)),
     "mp4 30fps gop30": (".mp4", dict(fps=30, gop=30)),
@@ -76,12 +78,22 @@ def test_decode_kinds(files, name):
         check_span(read_span(path, start, end, info=info), start, end, info.fps)
     # a window reads the same from any span that holds it: the same frames, and the same sound
     a, b = read_span(path, 0.7, 2.0), read_span(path, 0.8, 1.5)
+    quick = read_span(path, 0.7, 2.0, info=info)              # with `info`, MP4, MOV and AVI open without probing
+    assert torch.equal(quick.frames, a.frames) and torch.equal(quick.audio(), a.audio())
     assert torch.equal(a.video(0.8, 1.5, 11), b.video(0.8, 1.5, 11))
     for wave in (a.audio(0.8, 1.5), read_audio(path, 0.8, 1.5)):
         if suffix in (".mkv", ".webm"):  # millisecond timestamps: the same sound to within a millisecond
             (t1, k1), (t2, k2) = audio_marks(wave, 16000)[0], audio_marks(b.audio(), 16000)[0]
             assert k1 == k2 and abs(t1 - t2) < 1e-3, (t1, t2)
         else: torch.testing.assert_close(wave, b.audio(), atol=2e-3, rtol=0)
+
+
+def test_sound_at_the_target_rate_is_taken_as_decoded(files):
+    "Mono sound at 16 kHz skips the resampler: the samples are the decoder's own (16-bit PCM: divided by 32768)."
+    path = files["mov pcm 16k mono"]
+    with av.open(str(path)) as c: pcm = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+    np.testing.assert_array_equal(read_audio(path, 0.0, 2.0).numpy(), pcm[:32000] / np.float32(32768))
+    np.testing.assert_array_equal(read_span(path, 0.5, 1.5, info=probe(path)).audio().numpy(), pcm[8000:24000] / np.float32(32768))
 
 
 def test_seek_far_from_a_keyframe(tmp_path):

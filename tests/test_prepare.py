@@ -5,8 +5,11 @@ from pathlib import Path
 import av
 import pytest
 
-from crisscross.prepare import (PrepareSettings, TEMP_SUFFIX, main, prepare_collection, run_jobs, temp_path,
-                                verify_output, write_test_clip)
+import numpy as np
+
+from crisscross.media import probe, read_span, read_stamp, write_test_video
+from crisscross.prepare import (PrepareSettings, TEMP_SUFFIX, main, prepare_collection, prepare_file, run_jobs, temp_path,
+                                verify_output)
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = ["train/walk/a.mp4", "train/walk/b.avi", "train/walk/cut.avi", "train/run/c.mp4", "train/run/deeper/d.mp4",
@@ -21,14 +24,15 @@ def snapshot(root: Path) -> dict:
 
 def make_collection(root: Path) -> Path:
     "A small tree: H.264+AAC clips, MPEG-4+MP3 AVIs (one cut short), VP9+Opus, a silent clip, a corrupt file, splits."
-    write_test_clip(root / "train/walk/a.mp4", seconds=3, size=(320, 180))
-    write_test_clip(root / "train/walk/b.avi", seconds=3, size=(320, 240))
-    cut = write_test_clip(root / "cut_source.avi", seconds=3, size=(320, 240), seed=1)
+    write_test_video(root / "train/walk/a.mp4", seconds=3, size=(320, 180), fps=30)
+    write_test_video(root / "train/walk/b.avi", seconds=3, size=(320, 240), fps=30)
+    cut = write_test_video(root / "cut_source.avi", seconds=3, size=(320, 240), fps=30, seed=1)
     (root / "train/walk/cut.avi").write_bytes(cut.read_bytes()[: cut.stat().st_size * 6 // 10])  # a download that stopped
     cut.unlink()
-    write_test_clip(root / "train/run/c.mp4", seconds=3, audio_rate=None)
-    write_test_clip(root / "train/run/deeper/d.mp4", seconds=3, size=(640, 360), audio_rate=48000, channels=1)
-    write_test_clip(root / "train/run/e.webm", seconds=3, size=(192, 144), audio_rate=48000)  # VP9 + Opus
+    write_test_video(root / "train/run/c.mp4", seconds=3, size=(320, 180), fps=30, with_audio=False)
+    write_test_video(root / "train/run/deeper/d.mp4", seconds=3, size=(640, 360), fps=30, audio_rate=48000, channels=1)
+    write_test_video(root / "train/run/e.webm", seconds=3, size=(192, 144), fps=30, audio_rate=48000,
+                     video_codec="libvpx-vp9", audio_codec="libopus")
     whole = (root / "train/walk/a.mp4").read_bytes()
     (root / "train/run/broken.mp4").write_bytes(whole[: len(whole) // 2])  # its index (at the end) is gone
     (root / "splits").mkdir()
@@ -142,7 +146,7 @@ def test_resumes_after_kill(tmp_path):
     "Kill the command (and its workers) part way through; a second run finishes the job and every output verifies."
     src = tmp_path / "src"
     names = [f"clip{i}.mp4" for i in range(6)]
-    for i, n in enumerate(names): write_test_clip(src / n, seconds=2, size=(160, 90), seed=i)
+    for i, n in enumerate(names): write_test_video(src / n, seconds=2, size=(160, 90), fps=30, seed=i)
     dst = tmp_path / "dst"
     proc = subprocess.Popen([sys.executable, "-m", "crisscross.prepare", str(src), str(dst), "--workers", "1", "--quiet"],
                             cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -190,3 +194,18 @@ def test_worker_crash_is_pinned_on_its_job():
     assert [i for i, _, _ in results] == [0, 1, 2, 3, 4]
     assert [r for _, r, _ in results] == [1, None, None, 2, 3]
     assert results[1][2].startswith("ValueError") and "died" in results[2][2]
+
+
+@pytest.mark.parametrize("turn", [90, 270])
+def test_rotated_source_comes_out_upright(tmp_path, turn):
+    "A phone video with a display matrix: the copy is upright, carries no rotation, and shows what media shows."
+    src = write_test_video(tmp_path / "phone.mp4", seconds=2.0, size=(320, 192), fps=30, rotation=turn)
+    out = tmp_path / "copy" / "phone.mp4"
+    assert prepare_file(src, out).status == "prepared"
+    assert verify_output(out, PrepareSettings(), True, 2.0, 2.0) is None
+    info = probe(out)
+    assert (info.width, info.height, info.rotation) == (128, 214, 0)
+    ours = read_span(out, 0.5, 1.0, info=info).frames.numpy()
+    assert [read_stamp(np.rot90(f, -turn // 90)) for f in ours] == [round(1000 * (k * 30 // 16) / 30) / 1000 for k in range(8, 16)]
+    theirs = read_span(src, 0.5, 1.0, short_side=128).frames.numpy()      # the source, turned by media while it decodes
+    assert np.abs(theirs[:, :213].astype(int) - ours[:, :213]).mean() < 6
