@@ -1,0 +1,220 @@
+"""End-to-end checks of `crisscross.finetune`: miniature real layouts (UCF101 with its split files, ESC-50 with its
+meta CSV folds), two ranks under `torchrun`, SIGKILL-and-resume, and that the test split never steers the choice of
+epoch. Tiny backbones (width 4) on tiny inputs (4 frames at 16 px, 0.2 s of audio), CPU only."""
+import contextlib, csv, io, json, os, re, shutil, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+import torch
+
+from crisscross.finetune import (FinetuneConfig, build_backbone, check_finetune_config, dense_scores, eval_clips, finetune,
+                                 finetune_config, load_finetuned, make_splits, predict, ucf101_group)
+from crisscross.media import write_test_audio, write_test_video
+from crisscross.synthetic import SyntheticConfig, ensure_embedded
+from crisscross.trainer import config_from_preset, load_backbones, load_checkpoint, param_digest, train
+
+
+def quiet(f, *args, **kw):
+    with contextlib.redirect_stdout(io.StringIO()): return f(*args, **kw)
+
+
+def copy(src, dst):
+    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True); shutil.copy(src, dst); return dst
+
+
+def wait_for(predicate, proc, timeout=90.0, what=""):
+    t0 = time.monotonic()
+    while not predicate():
+        if proc.poll() is not None: raise AssertionError(f"process ended (rc {proc.returncode}) before {what}: {proc.stderr.read()[-3000:]}")
+        if time.monotonic() - t0 > timeout: proc.kill(); raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    "One real file of each kind, copied into the layouts below (writing files is the slow part)."
+    d = tmp_path_factory.mktemp("media")
+    return {"avi": write_test_video(d / "a.avi", seconds=2.5, size=(64, 48), fps=16, audio_rate=16000, video_codec="mpeg4", audio_codec="mp3"),
+            "wav": write_test_audio(d / "a.wav", seconds=5.0, rate=44100)}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    "A small embedded set: 2 classes x 6 clips of 2 s at 32 px (4 train, 1 val, 1 test each)."
+    cfg = SyntheticConfig(n_classes=2, clips_per_class=6, seconds=2.0, size=32, val_per_class=1, test_per_class=1)
+    return ensure_embedded(tmp_path_factory.mktemp("small") / "data", cfg, workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def backbones(tmp_path_factory):
+    "backbones.pt of a one-step pretraining run of the trainer's tiny preset (width 4, like the tiny fine-tuning preset)."
+    out = tmp_path_factory.mktemp("pretrained")
+    return Path(quiet(train, config_from_preset("tiny", max_steps=1), None, out)["backbones"])
+
+
+def tiny(data_root, **kw) -> FinetuneConfig:
+    return finetune_config("tiny", dataset="csv", data_root=str(data_root), **kw)
+
+
+# (1) ------------------------------------------------------------------------------------------------------------------
+def test_ucf101_layout_from_pretrained_backbones(tmp_path, media, backbones):
+    "UCF101 split 1 from its real list files: validation = whole groups of the training list, test = testlist01, once."
+    root, classes = tmp_path / "ucf", ["ApplyEyeMakeup", "Basketball"]
+    (root / "ucfTrainTestlist").mkdir(parents=True)
+    (root / "ucfTrainTestlist" / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+    train, test = [], []
+    for c in classes:
+        for g, clips in [(1, 1), (2, 1), (8, 2), (9, 2), (10, 2), (11, 2)]:
+            for k in range(1, clips + 1):
+                name = f"{c}/v_{c}_g{g:02d}_c{k:02d}.avi"
+                copy(media["avi"], root / "UCF-101" / name)
+                (test if g < 8 else train).append(name)
+    (root / "ucfTrainTestlist" / "trainlist01.txt").write_text("".join(f"{n} {classes.index(n.split('/')[0]) + 1}\n" for n in train))
+    (root / "ucfTrainTestlist" / "testlist01.txt").write_text("".join(f"{n}\n" for n in test))
+    cfg = finetune_config("tiny", dataset="ucf101", data_root=str(root), checkpoint=str(backbones))
+
+    splits = make_splits(cfg)
+    rel = lambda items: {Path(it.path).relative_to(root / "UCF-101").as_posix() for it in items}
+    assert rel(splits.test) == set(test) and rel(splits.train) | rel(splits.val) == set(train)
+    assert len(splits.val) == 4 and not {ucf101_group(it) for it in splits.val} & {ucf101_group(it) for it in splits.train}
+    video, _ = load_backbones(backbones)
+    start = build_backbone(cfg, "video")
+    assert all(torch.equal(a, b) for a, b in zip(start.state_dict().values(), video.state_dict().values())), "starts from backbones.pt"
+    assert start.pool == "max"
+
+    out = tmp_path / "run"
+    m = quiet(finetune, cfg, out)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["config"]["checkpoint"] == str(backbones) and saved["backbone"]["width"] == 4
+    assert saved["files"] == dict(train=12, val=4, test=4) and saved["n_classes"] == 2 and saved["modality"] == "video"
+    assert [e["epoch"] for e in saved["epochs"]] == [1, 2] and all(0 <= e["val_top1"] <= 1 for e in saved["epochs"])
+    assert saved["chosen_epoch"] == max(saved["epochs"], key=lambda e: (e["val_top1"], -e["val_loss"]))["epoch"]
+    assert saved["test"]["files"] == 4 and saved["test"]["clips"] == 3 and saved["test"] == m["test"]
+    assert "whole groups" in saved["val_source"]
+    assert (out / "curves.png").stat().st_size > 0 and Path(saved["checkpoint"]).is_file()
+    assert param_digest(load_finetuned(out / "finetuned.pt")) == saved["chosen_param_sha256"]
+
+
+# (2) ------------------------------------------------------------------------------------------------------------------
+def test_esc50_all_folds_averaged(tmp_path, media):
+    "ESC-50 folds from meta/esc50.csv, every fold in turn (split=0): five runs, each testing its fold, then mean and spread."
+    root, rows = tmp_path / "ESC-50", []
+    for fold in range(1, 6):
+        for target, category in ((0, "dog"), (14, "chirping_birds")):
+            for take in range(2):
+                name = f"{fold}-{1000 * fold + 10 * target + take}-A-{target}.wav"
+                copy(media["wav"], root / "audio" / name); rows.append((name, fold, target, category))
+    (root / "meta").mkdir()
+    with open(root / "meta" / "esc50.csv", "w", newline="") as f:
+        w = csv.writer(f); w.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
+        for name, fold, target, cat in rows: w.writerow([name, fold, target, cat, True, name.split("-")[1], "A"])
+    out = tmp_path / "esc"
+    summary = quiet(finetune, finetune_config("tiny", dataset="esc50", data_root=str(root), split=0, epochs=1, warmup_epochs=0.0), out)
+    assert summary["splits"] == [1, 2, 3, 4, 5] and len(summary["runs"]) == 5
+    for k, run in enumerate(summary["runs"], 1):
+        assert run["split"] == k and run["modality"] == "audio" and run["n_classes"] == 15  # labels 0 and 14: a 15-way head
+        assert run["files"] == dict(train=14, val=2, test=4) and run["test"]["clips"] == 3
+        assert json.loads((out / f"split-{k}" / "metrics.json").read_text())["test"] == run["test"]
+    values = [run["test"]["top1"] for run in summary["runs"]]
+    assert summary["test_top1"]["per_split"] == values
+    assert abs(summary["test_top1"]["mean"] - sum(values) / 5) < 1e-12
+    mean = sum(values) / 5
+    assert abs(summary["test_top1"]["std"] - (sum((v - mean) ** 2 for v in values) / 4) ** 0.5) < 1e-12
+    assert json.loads((out / "metrics.json").read_text())["test_top1"] == summary["test_top1"] and (out / "curves.png").is_file()
+
+
+# (3) ------------------------------------------------------------------------------------------------------------------
+def test_torchrun_two_ranks_hold_identical_weights(tmp_path, small):
+    "Two ranks (gloo) fine-tune together: identical weights on both, and the sharded test equals a one-process test (to float precision: thread counts differ)."
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "crisscross.finetune",
+                        "--preset", "tiny", "--dataset", "csv", "--data-root", str(small), "--out-dir", str(out), "--epochs", "2"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-4000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["world_size"] == 2 and m["steps"] == 4 and len(m["replica_param_sha256"]) == 2
+    assert m["replicas_identical"] and m["replica_param_sha256"][0] == m["replica_param_sha256"][1]
+    ckpt = load_checkpoint(m["checkpoint"])
+    assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2 and ckpt["rng"][0]["torch"].ne(ckpt["rng"][1]["torch"]).any()
+    model = load_finetuned(out / "finetuned.pt")
+    assert param_digest(model) == m["chosen_param_sha256"]
+    cfg = tiny(small)
+    test_ds = eval_clips(make_splits(cfg).test, "video", cfg, cfg.test_clips)
+    assert dense_scores(predict(model, test_ds), test_ds.labels) == pytest.approx(m["test"], rel=1e-6)
+
+
+# (4) ------------------------------------------------------------------------------------------------------------------
+RESUME_SCRIPT = """
+import sys, time
+import crisscross.finetune as ft
+from crisscross.data import LabelledClips
+
+class Slow(LabelledClips):
+    "The same clips, slowly, so that the kill lands mid-run."
+    def __getitem__(self, i): time.sleep(0.04); return super().__getitem__(i)
+
+ft.LabelledClips = Slow
+ft.finetune(ft.finetune_config("tiny", dataset="csv", data_root=sys.argv[1], epochs=3, ckpt_every=1, dropout=0.3), sys.argv[2])
+"""
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, small):
+    "SIGKILL mid-epoch 2 (after the step-3 checkpoint), resume: weights, val curve, chosen epoch and test equal a straight run."
+    out, script = tmp_path / "killed", tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(small), str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (out / "checkpoints" / "ckpt-00000003.pt").exists(), proc, what="the step-3 checkpoint")
+    proc.send_signal(signal.SIGKILL); proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL and not (out / "metrics.json").exists()
+    killed_at = load_checkpoint(out / "checkpoints" / "ckpt-00000003.pt")
+    assert (killed_at["epoch"], killed_at["epoch_step"], len(killed_at["epoch_log"])) == (1, 1, 1), "mid-epoch 2"
+
+    cfg = tiny(small, epochs=3, ckpt_every=1, dropout=0.3)
+    resumed, straight = quiet(finetune, cfg, out), quiet(finetune, cfg, tmp_path / "straight")
+    assert resumed["steps"] == straight["steps"] == 6
+    assert resumed["param_sha256"] == straight["param_sha256"] and resumed["chosen_param_sha256"] == straight["chosen_param_sha256"]
+    strip = lambda epochs: [{k: v for k, v in e.items() if k not in ("seconds", "clips_per_s")} for e in epochs]
+    assert strip(resumed["epochs"]) == strip(straight["epochs"])
+    assert [r["loss"] for r in resumed["step_log"]] == [r["loss"] for r in straight["step_log"]]
+    assert resumed["chosen_epoch"] == straight["chosen_epoch"] and resumed["test"] == straight["test"]
+    a, b = load_checkpoint(resumed["checkpoint"]), load_checkpoint(straight["checkpoint"])
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), "weights and BN statistics bitwise equal"
+    assert all(torch.equal(x["momentum_buffer"], y["momentum_buffer"]) for x, y in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True))
+
+
+# (5) ------------------------------------------------------------------------------------------------------------------
+def test_test_labels_never_steer_the_chosen_epoch(tmp_path, small):
+    "Swapping every test label changes the test score (it is read) but not the val curve, the chosen epoch or any weight."
+    swapped = tmp_path / "swapped"; shutil.copytree(small, swapped)
+    with open(swapped / "labels.csv", newline="") as f: rows = list(csv.DictReader(f))
+    for r in rows:
+        if r["split"] == "test": r["label"] = str(1 - int(r["label"]))
+    with open(swapped / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+    cfg = dict(epochs=3, lr=0.1)
+    honest, garbage = quiet(finetune, tiny(small, **cfg), tmp_path / "a"), quiet(finetune, tiny(swapped, **cfg), tmp_path / "b")
+    strip = lambda epochs: [{k: v for k, v in e.items() if k not in ("seconds", "clips_per_s")} for e in epochs]
+    assert strip(honest["epochs"]) == strip(garbage["epochs"]) and honest["chosen_epoch"] == garbage["chosen_epoch"]
+    assert honest["param_sha256"] == garbage["param_sha256"] and honest["chosen_param_sha256"] == garbage["chosen_param_sha256"]
+    assert honest["test"]["top1"] + garbage["test"]["top1"] == 1.0  # 2 classes, every label swapped: the test labels were read
+
+
+# (6) ------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("overrides, world_size, message", [
+    (dict(dataset="ucf101", data_root="/no/such/folder"), 1, "data_root='/no/such/folder' does not exist"),
+    (dict(dataset="hmdb51"), 1, "needs data_root"),
+    (dict(checkpoint="missing/backbones.pt"), 1, "is not a file"),
+    (dict(batch_size=6), 4, "not divisible by the 4 processes"),
+    (dict(split=2), 1, "embedded has splits 1..1"),
+    (dict(pool="mean"), 1, "pool='mean' is unknown"),
+    (dict(patience=-1), 1, "patience=-1 must be >= 0"),
+    (dict(precision="fp16", device="cpu"), 1, "needs CUDA"),
+])
+def test_bad_values_are_refused_before_compute(overrides, world_size, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_finetune_config(finetune_config("tiny", **overrides), world_size)
+
+
+def test_finetune_validates_before_reading_anything(tmp_path):
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="does not exist"): finetune(finetune_config("tiny", dataset="esc50", data_root=str(tmp_path / "x")), tmp_path / "o")
+    assert not (tmp_path / "o").exists() and time.perf_counter() - t0 < 5
