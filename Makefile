@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 OUT   ?= runs/main
 
-.PHONY: run test setup check-export check-clean test-notebooks test-pytest lab
+.PHONY: run test setup check-export check-clean test-notebooks test-pytest lab docs
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ test-notebooks:
 
 test-pytest:
 	$(BIN)/pytest tests/
+
+# The documentation site, built from the notebooks (executed) into _docs/: open _docs/index.html.
+# `make docs DOCS_ARGS=--no-execute` builds in about a minute, without outputs; `DOCS_ARGS=--strict` fails on a broken page.
+docs: $(STAMP)
+	$(BIN)/python -m crisscross.docs $(DOCS_ARGS)
 
 # Open the notebooks in JupyterLab with the project's environment as the kernel.
 lab: $(STAMP)
