@@ -25,7 +25,7 @@ from .encoders import Backbone, CrissCross
 from .transforms import LogMelConfig
 from .data import (Item, LabelledClips, class_folders, dcase2013, esc50, hmdb51, labelled_csv, mix_seed,
                              stratified_split, ucf101)
-from .synthetic import MANIFEST, SyntheticConfig, ensure_embedded
+from .synthetic import open_embedded
 from .trainer import (DEVICES, PRESETS, TrainConfig, _f, build_model, config_from_dict, config_from_preset,
                                 load_backbones, load_checkpoint)
 
@@ -278,16 +278,6 @@ class EvalData(NamedTuple):
     audio_features: str      # 'conv5x' where the official protocol uses it, else 'pooled'
     help: str
 
-def _embedded_root(root) -> Path:
-    if not root: return ensure_embedded(None)
-    root = Path(root).expanduser()
-    if (root / MANIFEST).is_file():  # an embedded set of any size: keep it as it was made
-        return ensure_embedded(root, SyntheticConfig(**json.loads((root / MANIFEST).read_text())["config"]))
-    if root.is_dir() and any(not p.name.startswith(".") for p in root.iterdir()):
-        raise ValueError(f"{root} holds files but no {MANIFEST}: it is not an embedded data set. Use dataset='csv' for a "
-                         "labels.csv collection, or data_root='' for the default embedded set")
-    return ensure_embedded(root)
-
 def _csv_splits(root) -> tuple:
     train, val, test = (labelled_csv(root, s) for s in ("train", "val", "test"))
     if not train or not test: raise ValueError(f"{Path(root) / 'labels.csv'} needs rows with split 'train' and 'test' (and optionally 'val')")
@@ -298,7 +288,7 @@ def _folds(items: list, k: int, n: int = 5) -> tuple:
     return [it for j, f in enumerate(folds) if j != k - 1 for it in f], None, folds[k - 1]
 
 EVAL_DATASETS = {
-    "embedded": EvalData(lambda root, k: _csv_splits(_embedded_root(root)), 1, ("video", "audio"), False, None, 10, 0.0, "pooled",
+    "embedded": EvalData(lambda root, k: _csv_splits(open_embedded(root)), 1, ("video", "audio"), False, None, 10, 0.0, "pooled",
                          "the embedded default data set with its train/val/test split, generated if missing"),
     "csv": EvalData(lambda root, k: _csv_splits(root), 1, ("video", "audio"), True, None, 10, 0.0, "pooled",
                     "any labels.csv collection (columns path, label, class_name, split: train, test and optionally val)"),

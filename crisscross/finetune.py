@@ -24,7 +24,7 @@ from .encoders import Backbone, audio_resnet18, count_parameters, r2plus1d_18
 from .transforms import AudioAugment, VideoAugment, VideoEval
 from .data import (LabelledClips, dcase2013, esc50, hmdb51, index_media, labelled_csv, mix_seed, stratified_split,
                              ucf101)
-from .synthetic import ensure_embedded
+from .synthetic import ensure_embedded, open_embedded
 from .trainer import (DEVICES, PRECISIONS, DistEnv, LRSchedule, NonFiniteLossError, ShardedSampler, _f, _gather,
                                 _unwrap, atomic_save, env_world_size, latest_checkpoint, load_backbones, load_checkpoint,
                                 param_digest, remove_stale_tmp, resolve_precision, rng_state, save_checkpoint, seed_everything,
@@ -190,7 +190,7 @@ FINETUNE_DATASETS = {
                            None, "HMDB51, official splits 1-3"),
     "esc50": FinetuneData(_esc50_fold, 5, ("audio",), True, esc50_group, "ESC-50, fold k tested, the other four trained on"),
     "dcase2013": FinetuneData(_dcase_fold, 5, ("audio",), True, None, "DCASE 2013 scenes, 5 stratified folds"),
-    "embedded": FinetuneData(lambda root, k: _csv_splits(ensure_embedded(root or None, progress=False)), 1, ("video", "audio"),
+    "embedded": FinetuneData(lambda root, k: _csv_splits(open_embedded(root, progress=False)), 1, ("video", "audio"),
                              False, None, "the embedded default data set and its train/val/test splits, generated if missing"),
     "csv": FinetuneData(lambda root, k: _csv_splits(root), 1, ("video", "audio"), True, None,
                         "any labels.csv collection under data_root with train/test (and val) rows"),

@@ -23,7 +23,8 @@ __all__ = ['SHAPES', 'MOTIONS', 'TIMBRES', 'CONTOURS', 'CLASSES', 'CLASS_NAMES',
            'MAX_GAP', 'ATTACK', 'AUDIO_BITRATE', 'LABELS', 'MANIFEST', 'LABEL_COLUMNS', 'ClassSpec', 'SyntheticConfig',
            'draw_onsets', 'note_envelope', 'render_audio', 'shape_distance', 'shape_coverage', 'motion_path',
            'render_video', 'seed_for_clip', 'render_clip', 'frame_change', 'event_frames', 'write_clip', 'clip_path',
-           'clip_splits', 'make_embedded_dataset', 'embedded_problem', 'default_root', 'ensure_embedded']
+           'clip_splits', 'make_embedded_dataset', 'embedded_problem', 'default_root', 'ensure_embedded',
+           'open_embedded']
 
 # %% ../nbs/05a_synthetic.ipynb #42471993
 class ClassSpec(NamedTuple):
@@ -469,3 +470,17 @@ def ensure_embedded(root=None, cfg: SyntheticConfig | None = None, workers: int 
             make_embedded_dataset(root, cfg, workers, progress)
             if progress: print(f"... {cfg.n_classes * cfg.clips_per_class} clips in {time.perf_counter() - start:.1f} s")
     return root
+
+# %% ../nbs/05a_synthetic.ipynb #e1e793e9
+def open_embedded(root=None, progress: bool = True, workers: int | None = None) -> Path:
+    "The embedded set in `root` as it was made (its manifest's parameters), completed if needed; the default set when `root` is empty."
+    if not root: return ensure_embedded(None, workers=workers, progress=progress)
+    root = Path(root).expanduser()
+    try: made = SyntheticConfig(**json.loads((root / MANIFEST).read_text())["config"])
+    except FileNotFoundError: made = None
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"{root / MANIFEST} is unreadable ({e}): delete the folder to regenerate the default set, or repair it") from None
+    if made is None and root.is_dir() and any(p.name not in {*CLASS_NAMES, LABELS} and not p.name.startswith(".") for p in root.iterdir()):
+        raise ValueError(f"{root} holds files but no {MANIFEST}: it is not an embedded data set. Use dataset='csv' for a "
+                         "labels.csv collection, or an empty data_root for the default embedded set")
+    return ensure_embedded(root, made, workers, progress)

@@ -26,7 +26,7 @@ from .losses import check_terms, crisscross_loss
 from .samplers import check_relaxation
 from .transforms import VideoAugment
 from .data import BadFiles, PretrainViews, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
-from .synthetic import ensure_embedded
+from .synthetic import ensure_embedded, open_embedded
 
 # %% auto #0
 __all__ = ['PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'DEVICES', 'CKPT_RE', 'RESUME_MAY_CHANGE', 'TrainConfig',
@@ -184,7 +184,7 @@ def _views(cfg: TrainConfig, items: list) -> PretrainViews:
                          video_augment=VideoAugment(size=cfg.size, scale=cfg.crop_scale, max_cutout=round(20 * cfg.size / 112)))  # the paper's 20 px at 112, scaled
 
 def _embedded_views(cfg: TrainConfig) -> PretrainViews:
-    root = ensure_embedded(cfg.data_root or None, progress=cfg.progress)
+    root = open_embedded(cfg.data_root, progress=cfg.progress)
     return _views(cfg, labelled_csv(root, split="train"))  # val/test clips stay unseen for the evaluation
 
 DATASETS = {
