@@ -25,7 +25,7 @@ from .encoders import VIEWS, CrissCross, audio_resnet18, count_parameters, r2plu
 from .losses import check_terms, crisscross_loss
 from .samplers import check_relaxation
 from .transforms import VideoAugment
-from .data import BadFiles, PretrainViews, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
+from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
 from .synthetic import ensure_embedded, open_embedded
 
 # %% auto #0
@@ -187,11 +187,23 @@ def _embedded_views(cfg: TrainConfig) -> PretrainViews:
     root = open_embedded(cfg.data_root, progress=cfg.progress)
     return _views(cfg, labelled_csv(root, split="train"))  # val/test clips stay unseen for the evaluation
 
+def _audioset_views(cfg: TrainConfig) -> PretrainViews:
+    "AudioSet: the clips under data_root, listed by the one segment CSV there (e.g. unbalanced_train_segments.csv)."
+    root = Path(cfg.data_root)
+    lists = sorted(root.glob("*.csv"))
+    if len(lists) != 1:
+        raise ValueError(f"dataset='audioset' needs exactly one segment list (*.csv) in data_root={root}, found "
+                         f"{[p.name for p in lists] or 'none'}: put the CSV of the segments you downloaded there")
+    items, missing = audioset(lists[0], root)
+    if missing and cfg.progress: print(f"AudioSet: {len(items)} segments found, {missing} listed in {lists[0].name} have no file under {root}")
+    return _views(cfg, items)
+
 DATASETS = {
     "random": DatasetEntry(_random_views, needs_root=False, help="RandomViews: generated views shaped by the config"),
     "embedded": DatasetEntry(_embedded_views, needs_root=False, help="the embedded default data set (training split), generated if missing"),
     "folder": DatasetEntry(lambda cfg: _views(cfg, video_folder(cfg.data_root)), needs_root=True, help="every video under data_root"),
     "kinetics": DatasetEntry(lambda cfg: _views(cfg, kinetics(cfg.data_root, "train")), needs_root=True, help="Kinetics-400 train split"),
+    "audioset": DatasetEntry(_audioset_views, needs_root=True, help="AudioSet clips under data_root, listed by the segment CSV there"),
     "kinetics_sound": DatasetEntry(lambda cfg: _views(cfg, kinetics_sound(cfg.data_root, "train")), needs_root=True,
                                    help="the Kinetics-Sound classes of a Kinetics copy, train split"),
 }

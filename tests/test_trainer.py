@@ -284,3 +284,21 @@ def test_bf16_autocast_path(tmp_path):
     assert len(m["step_log"]) == 3 and all(abs(r["loss"]) < 2 for r in m["step_log"])
     state = load_checkpoint(m["checkpoint"])["model"]
     assert all(v.dtype == torch.float32 for k, v in state.items() if v.is_floating_point())
+
+
+def test_audioset_pretraining_views_from_a_segment_list(tmp_path):
+    "dataset='audioset' reads the clips a segment CSV in data_root lists (real files), and trains a step on them."
+    from crisscross.media import write_test_video
+    for name in ("AAAAAAAAAAA_30.000_40.000.mp4", "BBBBBBBBBBB_0.000_10.000.mp4"):
+        write_test_video(tmp_path / "as" / name, seconds=3.0, size=(32, 24), fps=16, audio_rate=16000)
+    (tmp_path / "as" / "balanced_train_segments.csv").write_text(
+        "# YTID, start_seconds, end_seconds, positive_labels\n"
+        'AAAAAAAAAAA, 30.000, 40.000, "/m/09x0r"\nBBBBBBBBBBB, 0.000, 10.000, "/m/04rlf"\nCCCCCCCCCCC, 0.000, 10.000, "/m/04rlf"\n')
+    cfg = config_from_preset("tiny", dataset="audioset", data_root=str(tmp_path / "as"), clips_per_video=4, batch_size=4,
+                             relaxation="none", audio_seconds=0.5, max_steps=1)
+    views = make_dataset(cfg)
+    assert len(views) == 2 * 4 and set(views[0]) >= {"v1", "v2", "a1", "a2"}
+    assert views[0]["v1"].shape == (3, cfg.frames, cfg.size, cfg.size)
+    assert quiet_train(cfg, views, out_dir=tmp_path / "run")["steps"] == 1
+    (tmp_path / "as" / "other.csv").write_text("")
+    with pytest.raises(ValueError, match=r"exactly one segment list .*other.csv"): make_dataset(cfg)
