@@ -11,6 +11,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -23,8 +24,9 @@ from .transforms import LogMel, LogMelConfig, VideoAugment, AudioAugment, VideoE
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'AUDIO_SUFFIXES', 'KINETICS_SOUND_CLASSES', 'DCASE2013_CLASSES', 'INDEX_NAME', 'INDEX_VERSION',
            'Item', 'video_folder', 'class_folders', 'kinetics', 'kinetics_sound', 'audioset', 'ucf101', 'hmdb51',
-           'esc50', 'dcase2013', 'labelled_csv', 'stratified_split', 'MediaIndex', 'index_media', 'BadFiles',
-           'reuse_freed_memory', 'mix_seed', 'PretrainViews', 'collate_views', 'clip_starts', 'LabelledClips']
+           'esc50', 'dcase2013', 'labelled_csv', 'stratified_split', 'validation_split', 'ucf101_group', 'esc50_group',
+           'csv_splits', 'stratified_folds', 'MediaIndex', 'index_media', 'BadFiles', 'reuse_freed_memory', 'mix_seed',
+           'PretrainViews', 'collate_views', 'clip_starts', 'LabelledClips']
 
 # %% ../nbs/05_data.ipynb #33f2aa0c
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
@@ -192,6 +194,53 @@ def stratified_split(items: list, fraction: float = 0.2, seed: int = 0) -> tuple
         n_val = max(1, round(fraction * len(group))) if len(group) > 1 else 0
         val += [group[i] for i in order[:n_val]]; train += [group[i] for i in order[n_val:]]
     return train, val
+
+# %% ../nbs/05_data.ipynb #0ea0eab4
+def validation_split(items: list, fraction: float = 0.1, seed: int = 0, group: Callable | None = None) -> tuple:
+    "Carve (train, val) from training `items`: about `fraction` of each class to val, whole `group`s at a time when given."
+    if group is None: return stratified_split(items, fraction, seed)
+    if not 0 < fraction < 1: raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    g = torch.Generator().manual_seed(seed)
+    train, val = [], []
+    for label in sorted({it.label for it in items}):
+        members = [it for it in items if it.label == label]
+        keys = sorted({group(it) for it in members})
+        order = [keys[i] for i in torch.randperm(len(keys), generator=g).tolist()]
+        want, chosen, taken = max(1, round(fraction * len(members))), set(), 0
+        for key in order[:-1]:  # the last group always stays in training
+            if taken >= want: break
+            chosen.add(key); taken += sum(group(it) == key for it in members)
+        val += [it for it in members if group(it) in chosen]
+        train += [it for it in members if group(it) not in chosen]
+    return train, val
+
+def ucf101_group(item) -> str:
+    "The UCF101 group of a file (`v_<Class>_g08_c01.avi` -> `<Class>_g08`): its clips are cut from one video."
+    m = re.match(r"v_(.+_g\d+)_c\d+", Path(item.path).stem)
+    return m[1] if m else Path(item.path).stem
+
+def esc50_group(item) -> str:
+    "The ESC-50 source recording of a file (`1-100038-A-14.wav` -> `1-100038`): its takes share one source."
+    parts = Path(item.path).stem.split("-")
+    return "-".join(parts[:2]) if len(parts) >= 4 else Path(item.path).stem
+
+def csv_splits(root) -> tuple:
+    "(train, val or None, test) items of a `labels.csv` collection (columns path, label, class_name, split)."
+    train, val, test = (labelled_csv(root, s) for s in ("train", "val", "test"))
+    if not train or not test: raise ValueError(f"{Path(root) / 'labels.csv'} needs rows with split 'train' and 'test' (and optionally 'val')")
+    return train, val or None, test
+
+# %% ../nbs/05_data.ipynb #95367ab1
+def stratified_folds(items: list, k: int = 5, seed: int = 0) -> list:
+    "Deal labelled `items` into `k` class-balanced folds (seeded order, round-robin per class)."
+    if k < 2: raise ValueError(f"k={k}: cross-validation needs at least 2 folds")
+    g = torch.Generator().manual_seed(seed)
+    folds, offset = [[] for _ in range(k)], 0
+    for label in sorted({it.label for it in items}):
+        members = [it for it in items if it.label == label]
+        for j, i in enumerate(torch.randperm(len(members), generator=g).tolist()): folds[(offset + j) % k].append(members[i])
+        offset += len(members)  # the next class starts where this one stopped, so fold sizes stay even
+    return folds
 
 # %% ../nbs/05_data.ipynb #20cfdb8d
 INDEX_NAME = ".crisscross-index.json"

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 import crisscross
 from .encoders import Backbone, CrissCross
 from .transforms import LogMelConfig
-from .data import (Item, LabelledClips, class_folders, dcase2013, esc50, hmdb51, labelled_csv, mix_seed,
-                             stratified_split, ucf101)
+from .data import (Item, LabelledClips, class_folders, csv_splits, dcase2013, esc50, esc50_group, hmdb51, labelled_csv,
+                             mix_seed, stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import open_embedded
 from .trainer import (DEVICES, PRESETS, TrainConfig, _f, build_model, config_from_dict, config_from_preset,
                                 load_backbones, load_checkpoint)
@@ -33,11 +33,11 @@ from .trainer import (DEVICES, PRESETS, TrainConfig, _f, build_model, config_fro
 __all__ = ['FEATURES', 'EVAL_DATASETS', 'FEATURE_CACHE_VERSION', 'PROTOCOLS', 'EVAL_MODALITIES', 'FEATURE_CHOICES', 'TRAIN_ON',
            'conv5x_features', 'extract_features', 'Features', 'training_data', 'Fitted', 'nearest_neighbours',
            'knn_scores', 'knn_accuracy', 'fit_knn', 'fit_svm', 'fit_linear', 'topk_accuracy', 'confusion_matrix',
-           'grid_name', 'choose_on_validation', 'evaluate_probe', 'recall_at_k', 'head_embeddings', 'validation_split',
-           'ucf101_group', 'esc50_group', 'stratified_folds', 'EvalData', 'EvalSplit', 'load_split', 'Loaded',
-           'file_sha256', 'shape_config', 'load_for_evaluation', 'state_digest', 'feature_key', 'cached_features',
-           'EvalConfig', 'eval_config', 'parse_protocols', 'resolve_modalities', 'check_eval_config',
-           'extraction_settings', 'summarise', 'evaluate', 'results_table', 'markdown_table', 'plot_confusions']
+           'grid_name', 'choose_on_validation', 'evaluate_probe', 'recall_at_k', 'head_embeddings', 'EvalData',
+           'EvalSplit', 'load_split', 'Loaded', 'file_sha256', 'shape_config', 'load_for_evaluation', 'state_digest',
+           'feature_key', 'cached_features', 'EvalConfig', 'eval_config', 'parse_protocols', 'resolve_modalities',
+           'check_eval_config', 'extraction_settings', 'summarise', 'evaluate', 'results_table', 'markdown_table',
+           'plot_confusions']
 
 # %% ../nbs/07_evaluation.ipynb #88ba47cb
 FEATURES = ("pooled", "conv5x")
@@ -225,46 +225,6 @@ def head_embeddings(model: CrissCross, modality: str, x: torch.Tensor, role: str
         out.append(F.normalize(pred(z) if role == "p" else z, dim=1).float().cpu())
     return torch.cat(out).view(x.shape[0], x.shape[1], -1).mean(1)
 
-# %% ../nbs/07_evaluation.ipynb #4b29a996
-def validation_split(items: list, fraction: float = 0.1, seed: int = 0, group: Callable | None = None) -> tuple:
-    "Carve (train, val) from training `items`: about `fraction` of each class to val, whole `group`s at a time when given."
-    if group is None: return stratified_split(items, fraction, seed)
-    if not 0 < fraction < 1: raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    g = torch.Generator().manual_seed(seed)
-    train, val = [], []
-    for label in sorted({it.label for it in items}):
-        members = [it for it in items if it.label == label]
-        keys = sorted({group(it) for it in members})
-        order = [keys[i] for i in torch.randperm(len(keys), generator=g).tolist()]
-        want, chosen, taken = max(1, round(fraction * len(members))), set(), 0
-        for key in order[:-1]:  # the last group always stays in training
-            if taken >= want: break
-            chosen.add(key); taken += sum(group(it) == key for it in members)
-        val += [it for it in members if group(it) in chosen]
-        train += [it for it in members if group(it) not in chosen]
-    return train, val
-
-def ucf101_group(item) -> str:
-    "The UCF101 group of a file (`v_<Class>_g08_c01.avi` -> `<Class>_g08`): its clips are cut from one video."
-    m = re.match(r"v_(.+_g\d+)_c\d+", Path(item.path).stem)
-    return m[1] if m else Path(item.path).stem
-
-def esc50_group(item) -> str:
-    "The ESC-50 source recording of a file (`1-100038-A-14.wav` -> `1-100038`): its takes share one source."
-    parts = Path(item.path).stem.split("-")
-    return "-".join(parts[:2]) if len(parts) >= 4 else Path(item.path).stem
-
-def stratified_folds(items: list, k: int = 5, seed: int = 0) -> list:
-    "Deal labelled `items` into `k` class-balanced folds (seeded order, round-robin per class)."
-    if k < 2: raise ValueError(f"k={k}: cross-validation needs at least 2 folds")
-    g = torch.Generator().manual_seed(seed)
-    folds, offset = [[] for _ in range(k)], 0
-    for label in sorted({it.label for it in items}):
-        members = [it for it in items if it.label == label]
-        for j, i in enumerate(torch.randperm(len(members), generator=g).tolist()): folds[(offset + j) % k].append(members[i])
-        offset += len(members)  # the next class starts where this one stopped, so fold sizes stay even
-    return folds
-
 # %% ../nbs/07_evaluation.ipynb #b2ece891
 class EvalData(NamedTuple):
     "How `load_split` reads a labelled data set, and the protocol's defaults for it."
@@ -278,19 +238,14 @@ class EvalData(NamedTuple):
     audio_features: str      # 'conv5x' where the official protocol uses it, else 'pooled'
     help: str
 
-def _csv_splits(root) -> tuple:
-    train, val, test = (labelled_csv(root, s) for s in ("train", "val", "test"))
-    if not train or not test: raise ValueError(f"{Path(root) / 'labels.csv'} needs rows with split 'train' and 'test' (and optionally 'val')")
-    return train, val or None, test
-
 def _folds(items: list, k: int, n: int = 5) -> tuple:
     folds = stratified_folds(items, n, seed=0)  # fixed folds: every checkpoint and seed is tested on the same files
     return [it for j, f in enumerate(folds) if j != k - 1 for it in f], None, folds[k - 1]
 
 EVAL_DATASETS = {
-    "embedded": EvalData(lambda root, k: _csv_splits(open_embedded(root)), 1, ("video", "audio"), False, None, 10, 0.0, "pooled",
+    "embedded": EvalData(lambda root, k: csv_splits(open_embedded(root)), 1, ("video", "audio"), False, None, 10, 0.0, "pooled",
                          "the embedded default data set with its train/val/test split, generated if missing"),
-    "csv": EvalData(lambda root, k: _csv_splits(root), 1, ("video", "audio"), True, None, 10, 0.0, "pooled",
+    "csv": EvalData(lambda root, k: csv_splits(root), 1, ("video", "audio"), True, None, 10, 0.0, "pooled",
                     "any labels.csv collection (columns path, label, class_name, split: train, test and optionally val)"),
     "class_folders": EvalData(lambda root, k: _folds(class_folders(root), k), 5, ("video", "audio"), True, None, 10, 0.0, "pooled",
                               "<root>/<class>/<file>: 5 stratified folds"),

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 import crisscross
 from .encoders import Backbone, audio_resnet18, count_parameters, r2plus1d_18
 from .transforms import AudioAugment, VideoAugment, VideoEval
-from .data import (LabelledClips, dcase2013, esc50, hmdb51, index_media, labelled_csv, mix_seed, stratified_split,
-                             ucf101)
+from .data import (LabelledClips, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media, labelled_csv, mix_seed,
+                             stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import ensure_embedded, open_embedded
 from .trainer import (DEVICES, PRECISIONS, DistEnv, LRSchedule, NonFiniteLossError, ShardedSampler, _f, _gather,
                                 _unwrap, atomic_save, env_world_size, latest_checkpoint, load_backbones, load_checkpoint,
@@ -32,11 +32,10 @@ from .trainer import (DEVICES, PRECISIONS, DistEnv, LRSchedule, NonFiniteLossErr
 
 # %% auto #0
 __all__ = ['FINETUNE_PRESETS', 'FINETUNE_DATASETS', 'FT_OPTIMIZERS', 'AUGMENTS', 'POOLS', 'MODALITIES', 'FT_RESUME_MAY_CHANGE',
-           'FinetuneConfig', 'finetune_config', 'finetune_config_from_dict', 'validation_split', 'ucf101_group',
-           'esc50_group', 'stratified_folds', 'FinetuneData', 'resolve_modality', 'check_finetune_config',
-           'FinetuneSplits', 'make_splits', 'Classifier', 'backbone_shape', 'build_backbone', 'predict', 'dense_scores',
-           'training_clips', 'eval_clips', 'build_finetune_optimizer', 'plot_curves', 'summarise_splits', 'finetune',
-           'load_finetuned', 'build_parser', 'main']
+           'FinetuneConfig', 'finetune_config', 'finetune_config_from_dict', 'FinetuneData', 'resolve_modality',
+           'check_finetune_config', 'FinetuneSplits', 'make_splits', 'Classifier', 'backbone_shape', 'build_backbone',
+           'predict', 'dense_scores', 'training_clips', 'eval_clips', 'build_finetune_optimizer', 'plot_curves',
+           'summarise_splits', 'finetune', 'load_finetuned', 'build_parser', 'main']
 
 # %% ../nbs/08_finetune.ipynb #73c232cf
 @dataclass
@@ -120,47 +119,6 @@ def finetune_config_from_dict(d: dict) -> FinetuneConfig:
     _check_names(d)
     return FinetuneConfig(**d)
 
-# %% ../nbs/08_finetune.ipynb #0ea0eab4
-def validation_split(items: list, fraction: float = 0.1, seed: int = 0, group: Callable | None = None) -> tuple:
-    "Carve (train, val) from training `items`: about `fraction` of each class to val, whole `group`s at a time when given."
-    if group is None: return stratified_split(items, fraction, seed)
-    if not 0 < fraction < 1: raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    g = torch.Generator().manual_seed(seed)
-    train, val = [], []
-    for label in sorted({it.label for it in items}):
-        members = [it for it in items if it.label == label]
-        keys = sorted({group(it) for it in members})
-        order = [keys[i] for i in torch.randperm(len(keys), generator=g).tolist()]
-        want, chosen, taken = max(1, round(fraction * len(members))), set(), 0
-        for key in order[:-1]:  # the last group always stays in training
-            if taken >= want: break
-            chosen.add(key); taken += sum(group(it) == key for it in members)
-        val += [it for it in members if group(it) in chosen]
-        train += [it for it in members if group(it) not in chosen]
-    return train, val
-
-def ucf101_group(item) -> str:
-    "The UCF101 group of a file (`v_<Class>_g08_c01.avi` -> `<Class>_g08`): its clips are cut from one video."
-    m = re.match(r"v_(.+_g\d+)_c\d+", Path(item.path).stem)
-    return m[1] if m else Path(item.path).stem
-
-def esc50_group(item) -> str:
-    "The ESC-50 source recording of a file (`1-100038-A-14.wav` -> `1-100038`): its takes share one source."
-    parts = Path(item.path).stem.split("-")
-    return "-".join(parts[:2]) if len(parts) >= 4 else Path(item.path).stem
-
-# %% ../nbs/08_finetune.ipynb #95367ab1
-def stratified_folds(items: list, k: int = 5, seed: int = 0) -> list:
-    "Deal labelled `items` into `k` class-balanced folds (seeded order, round-robin per class)."
-    if k < 2: raise ValueError(f"k={k}: cross-validation needs at least 2 folds")
-    g = torch.Generator().manual_seed(seed)
-    folds, offset = [[] for _ in range(k)], 0
-    for label in sorted({it.label for it in items}):
-        members = [it for it in items if it.label == label]
-        for j, i in enumerate(torch.randperm(len(members), generator=g).tolist()): folds[(offset + j) % k].append(members[i])
-        offset += len(members)  # the next class starts where this one stopped, so fold sizes stay even
-    return folds
-
 # %% ../nbs/08_finetune.ipynb #b96dadb6
 class FinetuneData(NamedTuple):
     "How `make_splits` reads a labelled data set: `load(root, split) -> (train, val or None, test)` items, and facts about it."
@@ -170,11 +128,6 @@ class FinetuneData(NamedTuple):
     needs_root: bool
     group: Callable | None
     help: str
-
-def _csv_splits(root) -> tuple:
-    train, val, test = (labelled_csv(root, s) for s in ("train", "val", "test"))
-    if not train or not test: raise ValueError(f"{Path(root) / 'labels.csv'} needs rows with split 'train' and 'test' (and optionally 'val')")
-    return train, val or None, test
 
 def _esc50_fold(root, k: int) -> tuple:
     return esc50(root, [f for f in range(1, 6) if f != k]), None, esc50(root, [k])
@@ -190,9 +143,9 @@ FINETUNE_DATASETS = {
                            None, "HMDB51, official splits 1-3"),
     "esc50": FinetuneData(_esc50_fold, 5, ("audio",), True, esc50_group, "ESC-50, fold k tested, the other four trained on"),
     "dcase2013": FinetuneData(_dcase_fold, 5, ("audio",), True, None, "DCASE 2013 scenes, 5 stratified folds"),
-    "embedded": FinetuneData(lambda root, k: _csv_splits(open_embedded(root, progress=False)), 1, ("video", "audio"),
+    "embedded": FinetuneData(lambda root, k: csv_splits(open_embedded(root, progress=False)), 1, ("video", "audio"),
                              False, None, "the embedded default data set and its train/val/test splits, generated if missing"),
-    "csv": FinetuneData(lambda root, k: _csv_splits(root), 1, ("video", "audio"), True, None,
+    "csv": FinetuneData(lambda root, k: csv_splits(root), 1, ("video", "audio"), True, None,
                         "any labels.csv collection under data_root with train/test (and val) rows"),
 }
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from crisscross.finetune import (FinetuneConfig, build_backbone, check_finetune_config, dense_scores, eval_clips, finetune,
-                                 finetune_config, load_finetuned, make_splits, predict, ucf101_group)
+                                 finetune_config, load_finetuned, make_splits, predict)
+from crisscross.data import ucf101_group
 from crisscross.media import write_test_audio, write_test_video
 from crisscross.synthetic import SyntheticConfig, ensure_embedded
 from crisscross.trainer import config_from_preset, load_backbones, load_checkpoint, param_digest, train
