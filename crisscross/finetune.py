@@ -25,7 +25,7 @@ from .transforms import AudioAugment, VideoAugment, VideoEval
 from .data import (LabelledClips, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media, labelled_csv, mix_seed,
                              stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import ensure_embedded, open_embedded
-from .trainer import (DEVICES, PRECISIONS, DistEnv, LRSchedule, NonFiniteLossError, ShardedSampler, _f, _gather,
+from .trainer import (DEVICES, PRECISIONS, check_field_names, DistEnv, LRSchedule, NonFiniteLossError, ShardedSampler, _f, _gather,
                                 _unwrap, atomic_save, env_world_size, latest_checkpoint, load_backbones, load_checkpoint,
                                 param_digest, remove_stale_tmp, resolve_precision, rng_state, save_checkpoint, seed_everything,
                                 set_rng_state, setup_distributed, worker_init_fn)
@@ -99,24 +99,15 @@ FINETUNE_PRESETS = {
                  deterministic=True, progress=False),
 }
 
-def _check_names(keys, what: str = "FinetuneConfig field"):
-    "Refuse names that are not FinetuneConfig fields, naming the closest valid one."
-    valid = [f.name for f in fields(FinetuneConfig)]
-    unknown = [k for k in keys if k not in valid]
-    if unknown:
-        hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
-        hint = "; ".join(f"{k!r}: did you mean {h[0]!r}?" for k, h in hints.items() if h)
-        raise ValueError(f"unknown {what}(s) {unknown}{' (' + hint + ')' if hint else ''}; valid fields are {valid}")
-
 def finetune_config(preset: str = "paper", **overrides) -> FinetuneConfig:
     "The FinetuneConfig of `preset` (see `FINETUNE_PRESETS`) with `overrides` applied; unknown names are refused."
     if preset not in FINETUNE_PRESETS: raise ValueError(f"unknown preset {preset!r}: choose one of {tuple(FINETUNE_PRESETS)}")
-    _check_names(overrides)
+    check_field_names(FinetuneConfig, overrides)
     return FinetuneConfig(**{**FINETUNE_PRESETS[preset], **overrides})
 
 def finetune_config_from_dict(d: dict) -> FinetuneConfig:
     "Rebuild a FinetuneConfig from its plain-dict form (as stored in checkpoints and metrics.json)."
-    _check_names(d)
+    check_field_names(FinetuneConfig, d)
     return FinetuneConfig(**d)
 
 # %% ../nbs/08_finetune.ipynb #b96dadb6

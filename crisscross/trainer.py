@@ -30,13 +30,13 @@ from .synthetic import ensure_embedded, open_embedded
 
 # %% auto #0
 __all__ = ['PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'DEVICES', 'CKPT_RE', 'RESUME_MAY_CHANGE', 'TrainConfig',
-           'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset',
-           'env_world_size', 'resolve_precision', 'check_config', 'ShardedSampler', 'worker_init_fn', 'seed_everything',
-           'rng_state', 'set_rng_state', 'LARC', 'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine',
-           'LRSchedule', 'atomic_save', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint',
-           'remove_stale_tmp', 'DistEnv', 'setup_distributed', 'z_spread', 'backbone_args', 'export_backbones',
-           'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest', 'pack_step_log', 'unpack_step_log',
-           'train', 'PoisonedViews']
+           'check_field_names', 'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry',
+           'make_dataset', 'env_world_size', 'resolve_precision', 'check_config', 'ShardedSampler', 'worker_init_fn',
+           'seed_everything', 'rng_state', 'set_rng_state', 'LARC', 'build_model', 'param_groups', 'build_optimizer',
+           'warmup_cosine', 'LRSchedule', 'atomic_save', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
+           'load_checkpoint', 'remove_stale_tmp', 'DistEnv', 'setup_distributed', 'z_spread', 'backbone_args',
+           'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest', 'pack_step_log',
+           'unpack_step_log', 'train', 'PoisonedViews']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 def _f(default, help: str):
@@ -114,24 +114,24 @@ PRESETS = {
                  deterministic=True),
 }
 
-def _check_keys(keys, what: str = "TrainConfig field"):
-    "Refuse names that are not TrainConfig fields, listing the valid ones (and the closest match)."
-    valid = [f.name for f in fields(TrainConfig)]
+def check_field_names(config_cls, keys):
+    "Refuse names that are not fields of the dataclass `config_cls`, listing the valid ones (and the closest match)."
+    valid = [f.name for f in fields(config_cls)]
     unknown = [k for k in keys if k not in valid]
     if unknown:
         hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
         hint = "; ".join(f"{k!r}: did you mean {h[0]!r}?" for k, h in hints.items() if h)
-        raise ValueError(f"unknown {what}(s) {unknown}{' (' + hint + ')' if hint else ''}; valid fields are {valid}")
+        raise ValueError(f"unknown {config_cls.__name__} field(s) {unknown}{' (' + hint + ')' if hint else ''}; valid fields are {valid}")
 
 def config_from_preset(name: str = "paper", **overrides) -> TrainConfig:
     "The TrainConfig of preset `name` (see `PRESETS`) with `overrides` applied; unknown names are refused."
     if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: choose one of {tuple(PRESETS)}")
-    _check_keys(overrides)
+    check_field_names(TrainConfig, overrides)
     return TrainConfig(**{**PRESETS[name], **overrides})
 
 def config_from_dict(d: dict) -> TrainConfig:
     "Rebuild a TrainConfig from its plain-dict form (as stored in checkpoints and config.json)."
-    _check_keys(d)
+    check_field_names(TrainConfig, d)
     return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 # %% ../nbs/06_trainer.ipynb #85b08045
