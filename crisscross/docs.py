@@ -316,8 +316,11 @@ def page_notes(r: PageReport, nbs_name: str = "nbs") -> list[str]:
     return [html.escape(n, quote=False) for n in notes]
 
 # %% ../nbs/10_docs.ipynb #7b32d0c2
-_WORKER = ("import json, sys; from crisscross.docs import process_notebook; "
-           "process_notebook(**json.loads(sys.argv[1]))")
+# The worker leaves by os._exit once its page is written: a notebook that trained or evaluated leaves native threads
+# behind (torch's pools, data loader workers), and tearing those down at interpreter exit can abort the process
+# ("terminate called without an active exception", seen once for study.ipynb on a loaded machine).
+_WORKER = ("import json, os, sys; from crisscross.docs import process_notebook; "
+           "process_notebook(**json.loads(sys.argv[1])); sys.stdout.flush(); sys.stderr.flush(); os._exit(0)")
 _live: set = set()  # the worker processes running now, to kill when the build is interrupted
 _live_lock = threading.Lock()
 _stopping = threading.Event()
