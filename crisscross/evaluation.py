@@ -1,5 +1,4 @@
-"""Frozen-feature protocols: features of frozen backbones (cached), k-NN, a linear SVM and a linear probe chosen on
-validation data, retrieval within and across modalities
+"""Frozen-feature protocols: features of frozen backbones (cached), k-NN, a linear SVM and a linear probe chosen on validation data, retrieval within and across modalities
 
 Docs: https://crisscross-dev.github.io/crisscross/evaluation.html.md"""
 
