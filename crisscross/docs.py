@@ -16,7 +16,7 @@ try:
     from fastcore.nbio import read_nb, write_nb, dict2nb, nb2str
     from fastcore.xtras import working_directory
     from nbdev.config import get_config, nbpath2html
-    from nbdev.doclinks import nbglob
+    from nbdev.doclinks import _build_lookup_table, _get_exps, nbglob
     from nbdev.processors import FilterDefaults, add_show_docs, exec_show_docs
     from nbdev.test import nb_test_cells
 except ImportError as e:  # the docs tools are development dependencies
@@ -98,6 +98,9 @@ def process_notebook(src, dst, execute: bool = True, cell_timeout: int | None = 
         t0 = time.time()
         info["error"] = _execute(nb, src, cell_timeout)
         info.update(executed=True, exec_seconds=round(time.time() - t0, 1))
+        # a notebook may fill nbdev's symbol caches with another project's view (10_docs builds a demo project):
+        # without clearing them, its own show_doc entries lost their source links
+        _build_lookup_table.cache_clear(); _get_exps.cache_clear()
         executed = nb2str(nb)
         nb = dict2nb(json.loads(executed))  # outputs as nbdev's processors expect them (text joined, as when read)
     executed = nb2str(nb)
