@@ -25,6 +25,7 @@ from .transforms import AudioAugment, VideoAugment, VideoEval
 from .data import (LabelledClips, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media, labelled_csv, mix_seed,
                              stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import ensure_embedded, open_embedded
+from .pretrain import add_field_flags
 from .trainer import (DEVICES, PRECISIONS, check_field_names, DistEnv, LRSchedule, NonFiniteLossError, ShardedSampler, _f, _gather,
                                 _unwrap, atomic_save, env_world_size, latest_checkpoint, load_backbones, load_checkpoint,
                                 param_digest, remove_stale_tmp, resolve_precision, rng_state, save_checkpoint, seed_everything,
@@ -588,8 +589,6 @@ def load_finetuned(path, map_location="cpu") -> Classifier:
     return model.eval()
 
 # %% ../nbs/08_finetune.ipynb #8b7419fd
-_PARSE = {"int": int, "float": float, "str": str}
-
 def build_parser() -> argparse.ArgumentParser:
     "Flags `--preset`, `--out-dir`, `--dry-run`, and one per FinetuneConfig field (only those given override the preset)."
     p = argparse.ArgumentParser(prog="python -m crisscross.finetune", description="Fine-tune a backbone (run under torchrun for DDP).",
@@ -597,11 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="paper", choices=tuple(FINETUNE_PRESETS), help="starting configuration (default: paper)")
     p.add_argument("--out-dir", default="runs/finetune", help="checkpoints, metrics.json, curves.png, finetuned.pt (default: runs/finetune)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and read the split's file lists, then exit")
-    g = p.add_argument_group("FinetuneConfig fields", "override the preset; the defaults shown are the paper's")
-    for f in fields(FinetuneConfig):
-        flag, text = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (paper: {f.default!r})"
-        if f.type == "bool": g.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
-        else: g.add_argument(flag, type=_PARSE[f.type], default=argparse.SUPPRESS, metavar=f.type.upper(), help=text)
+    add_field_flags(p.add_argument_group("FinetuneConfig fields", "override the preset; the defaults shown are the paper's"), FinetuneConfig)
     return p
 
 def main(argv: list | None = None) -> dict:

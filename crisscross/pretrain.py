@@ -12,10 +12,20 @@ from dataclasses import asdict, fields
 from .trainer import PRESETS, TrainConfig, check_config, config_from_preset, env_world_size, make_dataset, train
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['add_field_flags', 'build_parser', 'main']
 
 # %% ../nbs/06a_pretrain_cli.ipynb #0f1706e6
 _PARSE = {"int": int, "float": float, "str": str}
+
+def add_field_flags(group, config_cls):
+    "One flag per field of the dataclass `config_cls` in argparse `group`, absent unless given (so only those override a preset)."
+    for f in fields(config_cls):
+        flag, text = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (paper: {f.default!r})"
+        if f.type == "bool": group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        elif f.type == "tuple":  # elements parse as the default's do: names for --terms, numbers for --crop-scale
+            kind = type(f.default[0])
+            group.add_argument(flag, nargs="+", type=kind, default=argparse.SUPPRESS, metavar="NAME" if kind is str else kind.__name__.upper(), help=text)
+        else: group.add_argument(flag, type=_PARSE[f.type], default=argparse.SUPPRESS, metavar=f.type.upper(), help=text)
 
 def build_parser() -> argparse.ArgumentParser:
     "Flags `--preset`, `--out-dir`, `--dry-run`, and one per TrainConfig field (only those given override the preset)."
@@ -24,14 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="paper", choices=tuple(PRESETS), help="starting configuration (default: paper)")
     p.add_argument("--out-dir", default="runs/pretrain", help="checkpoints, TensorBoard logs, metrics.json, backbones.pt (default: runs/pretrain)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and build the data set, then exit")
-    g = p.add_argument_group("TrainConfig fields", "override the preset; the defaults shown are the paper's")
-    for f in fields(TrainConfig):
-        flag, text = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (paper: {f.default!r})"
-        if f.type == "bool": g.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
-        elif f.type == "tuple":  # elements parse as the default's do: names for --terms, numbers for --crop-scale
-            kind = type(f.default[0])
-            g.add_argument(flag, nargs="+", type=kind, default=argparse.SUPPRESS, metavar="NAME" if kind is str else kind.__name__.upper(), help=text)
-        else: g.add_argument(flag, type=_PARSE[f.type], default=argparse.SUPPRESS, metavar=f.type.upper(), help=text)
+    add_field_flags(p.add_argument_group("TrainConfig fields", "override the preset; the defaults shown are the paper's"), TrainConfig)
     return p
 
 # %% ../nbs/06a_pretrain_cli.ipynb #0961f70a
