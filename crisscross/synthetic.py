@@ -54,7 +54,7 @@ CLASSES = tuple(ClassSpec("-".join(row), *row) for row in [
 CLASS_NAMES = tuple(c.name for c in CLASSES)
 
 # %% ../nbs/05a_synthetic.ipynb #488bdc7e
-GENERATOR_VERSION = 2  # bump whenever what a seed renders changes: existing sets are then regenerated
+GENERATOR_VERSION = 3  # bump whenever what a seed renders or how it is encoded changes: existing sets are then regenerated
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 @dataclass(frozen=True)
