@@ -458,11 +458,17 @@ def _decode_video(path: str, c, v, lo: float, last: float, origin: float):
         except _AV_ERRORS: pass  # a failed seek (a truncated index, say) shows below as frames that start too late
         frames, times, past = [], [], False
         for packet in c.demux(v):
-            try: decoded = packet.decode()
-            except _AV_ERRORS as e:
-                errors += 1
-                if errors > _MAX_ERRORS: raise MediaError(path, "decode_error", f"{errors} video packets failed: {e}") from e
-                continue
+            if packet.dts is not None and packet.dts * tb - origin > last + _EPS:
+                # this frame and all after it show later than `last` (a frame shows at or after it is decoded): stop
+                # without decoding them, and take the frames that the decoder still holds back (B-frames), if any
+                try: decoded, past = v.codec_context.decode(None), True
+                except _AV_ERRORS: decoded, past = [], True
+            else:
+                try: decoded = packet.decode()
+                except _AV_ERRORS as e:
+                    errors += 1
+                    if errors > _MAX_ERRORS: raise MediaError(path, "decode_error", f"{errors} video packets failed: {e}") from e
+                    continue
             for f in decoded:
                 t = f.pts * tb - origin if f.pts is not None else (times[-1] + step if times else lo)
                 if t <= lo + _EPS: frames, times = [f], [t]  # only the latest frame at or before lo is kept
@@ -475,6 +481,16 @@ def _decode_video(path: str, c, v, lo: float, last: float, origin: float):
         return frames, np.asarray(times, dtype=np.float64), not past, errors
 
 _DOWNMIX = {"rematrix_maxval": "1.0"}  # downmix weights that sum to 1: a loud 5.1 track in mono would clip otherwise
+
+_SAMPLE_TYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64, "flt": np.float32, "dbl": np.float64}
+
+def _frame_samples(f) -> np.ndarray:
+    "What `f.to_ndarray()` gives for audio frame `f`, (channels, n) planar or (1, n x channels) packed, at a fraction of its cost."
+    fmt = f.format
+    dtype = _SAMPLE_TYPES.get(fmt.name[:-1] if fmt.is_planar else fmt.name)
+    if dtype is None: return f.to_ndarray()
+    if fmt.is_planar: return np.stack([np.frombuffer(p, dtype, f.samples) for p in f.planes])  # (copies: frees the frame)
+    return np.frombuffer(f.planes[0], dtype, f.samples * f.layout.nb_channels)[None].copy()
 
 _AS_FLOAT = {"fltp": 1.0, "flt": 1.0, "dblp": 1.0, "dbl": 1.0, "s16p": 2.0 ** -15, "s16": 2.0 ** -15, "s32p": 2.0 ** -31, "s32": 2.0 ** -31}
 
@@ -525,8 +541,8 @@ def _decode_audio(path: str, c, a, seek_stream, start: float, end: float, rate: 
                 key, run = (f.sample_rate, f.format.name, f.layout.name), groups[-1] if groups else None
                 at = run[0] + run[5] / run[1] if run else None  # where the run so far ends
                 t = f.pts * tb - origin if f.pts is not None else at if at is not None else start
-                if run is None or tuple(run[1:4]) != key or abs(t - at) > 0.02: groups.append([t, *key, [f.to_ndarray()], f.samples])
-                else: run[4].append(f.to_ndarray()); run[5] += f.samples  # a gap, or a new format, starts a new run
+                if run is None or tuple(run[1:4]) != key or abs(t - at) > 0.02: groups.append([t, *key, [_frame_samples(f)], f.samples])
+                else: run[4].append(_frame_samples(f)); run[5] += f.samples  # a gap, or a new format, starts a new run
                 if t + f.samples / f.sample_rate > end + 0.05: done = True
             if done: break
         if groups and groups[0][0] > start + 0.02 and seek_to > 0:  # the seek landed after `start`: retry further back
