@@ -489,8 +489,12 @@ def _frame_samples(f) -> np.ndarray:
     fmt = f.format
     dtype = _SAMPLE_TYPES.get(fmt.name[:-1] if fmt.is_planar else fmt.name)
     if dtype is None: return f.to_ndarray()
-    if fmt.is_planar: return np.stack([np.frombuffer(p, dtype, f.samples) for p in f.planes])  # (copies: frees the frame)
-    return np.frombuffer(f.planes[0], dtype, f.samples * f.layout.nb_channels)[None].copy()
+    planes, n = f.planes, f.samples
+    if not fmt.is_planar: return np.frombuffer(planes[0], dtype, n * f.layout.nb_channels).reshape(1, -1).copy()
+    if len(planes) == 1: return np.frombuffer(planes[0], dtype, n).reshape(1, n).copy()  # (a copy: the frame can go)
+    out = np.empty((len(planes), n), dtype)
+    for i, p in enumerate(planes): out[i] = np.frombuffer(p, dtype, n)
+    return out
 
 _AS_FLOAT = {"fltp": 1.0, "flt": 1.0, "dblp": 1.0, "dbl": 1.0, "s16p": 2.0 ** -15, "s16": 2.0 ** -15, "s32p": 2.0 ** -31, "s32": 2.0 ** -31}
 
