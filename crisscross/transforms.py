@@ -196,19 +196,27 @@ def adjust_hue(x: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
     return maxc.unsqueeze(-3) - delta.unsqueeze(-3) * torch.minimum(k, 4 - k).clamp(0, 1)
 
 _CROSS_GRAY = np.array([[0.0, -1, 1], [1, 0, -1], [-1, 1, 0]]) / math.sqrt(3)  # x -> k cross x, k = (1, 1, 1) / sqrt 3
+_LUMA_ROWS = np.broadcast_to(np.array(_LUMA), (3, 3))                   # every row l: x -> (l.x, l.x, l.x)
+
+def _hue_rotation(hue) -> np.ndarray:
+    "`hue_matrix` as a float64 array."
+    t = 2 * math.pi * np.asarray(hue, dtype=np.float64).reshape(-1, 1, 1)
+    return np.cos(t) * np.eye(3) + np.sin(t) * _CROSS_GRAY + (1 - np.cos(t)) / 3  # Rodrigues' formula
 
 def hue_matrix(hue) -> torch.Tensor:
     "Rotations `(n, 3, 3)` of RGB about the gray diagonal by `hue` (n,) turns: the hue shift of `color_matrix`."
-    t = 2 * math.pi * np.asarray(hue, dtype=np.float64).reshape(-1, 1, 1)
-    return torch.from_numpy(np.cos(t) * np.eye(3) + np.sin(t) * _CROSS_GRAY + (1 - np.cos(t)) / 3)  # Rodrigues' formula
+    return torch.from_numpy(_hue_rotation(hue))
+
+def _color_affine(brightness, contrast, saturation, hue, mean_gray, gray=None) -> tuple:
+    "`color_matrix` as float64 arrays (numpy: for a few clips, a fraction of the cost of tensors this small)."
+    b, c, s, m = (np.asarray(v, dtype=np.float64).reshape(-1, 1, 1) for v in (brightness, contrast, saturation, mean_gray))
+    A = _hue_rotation(hue) @ (s * np.eye(3) + (1 - s) * _LUMA_ROWS)
+    if gray is not None: A = np.where(np.asarray(gray).reshape(-1, 1, 1), _LUMA_ROWS @ A, A)
+    return A * (c * b), A.sum(-1) * ((1 - c) * b * m).reshape(-1, 1)  # contrast: towards b m
 
 def color_matrix(brightness, contrast, saturation, hue, mean_gray, gray=None) -> tuple:
     "Colour jitter (then grayscale where `gray`) of `n` clips as `(A, o)`: `x -> A x + o` on RGB in [0, 1], A (n, 3, 3), o (n, 3)."
-    b, c, s, m = (np.asarray(v, dtype=np.float64).reshape(-1, 1, 1) for v in (brightness, contrast, saturation, mean_gray))
-    luma = np.broadcast_to(np.array(_LUMA), (3, 3))                      # every row l: x -> (l.x, l.x, l.x)
-    A = hue_matrix(hue).numpy() @ (s * np.eye(3) + (1 - s) * luma)
-    if gray is not None: A = np.where(np.asarray(gray).reshape(-1, 1, 1), luma @ A, A)
-    return torch.from_numpy(A * (c * b)), torch.from_numpy(A.sum(-1) * ((1 - c) * b * m).reshape(-1, 1))  # contrast: towards b m
+    return tuple(map(torch.from_numpy, _color_affine(brightness, contrast, saturation, hue, mean_gray, gray)))
 
 def color_jitter(x: torch.Tensor, brightness, contrast, saturation, hue) -> torch.Tensor:
     "Brightness, contrast, saturation and hue adjustment of clips `x` (n, T, 3, H, W) in [0, 1], per-clip factors (n,)."
@@ -256,7 +264,8 @@ def normalize_video(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> to
 
 def _affine_clamp(x: torch.Tensor, A: torch.Tensor, o: torch.Tensor, low, high) -> torch.Tensor:
     "`A x + o` per clip for planes `x` (B, 3, P), clamped per channel to [low, high]: one matrix product, three clamps."
-    y = torch.baddbmm(o.to(x).unsqueeze(-1), A.to(x), x)
+    A, o = (torch.from_numpy(v).to(x) if isinstance(v, np.ndarray) else v.to(x) for v in (A, o))
+    y = torch.baddbmm(o.unsqueeze(-1), A, x)
     for ch in range(3): y[:, ch].clamp_(float(low[ch]), float(high[ch]))
     return y
 
@@ -312,9 +321,9 @@ class VideoAugment:
             clips = planes.view(B, 3, T, s, s)[i].transpose(1, 2)
             planes.view(B, 3, T, s, s)[i] = adjust_hue(clips, p.hue[i.cpu()].to(planes).view(-1, 1, 1, 1)).transpose(1, 2)
             bright = contrast = sat = np.ones(B); hue, scale = np.zeros(B), 1.0
-        A, o = color_matrix(bright, contrast, sat, hue, mean_gray, p.gray)
+        A, o = _color_affine(bright, contrast, sat, hue, mean_gray, p.gray.cpu().numpy())
         mean, std = np.array(self.mean), np.array(self.std)
-        A, o = A / (scale * torch.from_numpy(std).view(1, 3, 1)), (o - torch.from_numpy(mean)) / torch.from_numpy(std)  # normalisation folded in
+        A, o = A / (scale * std.reshape(1, 3, 1)), (o - mean) / std   # normalisation folded in
         y = _affine_clamp(planes, A, o, -mean / std, (1 - mean) / std).view(B, 3, T, s, s)
         if (i := p.blur.nonzero()[:, 0]).numel():
             if len(i) == B: y = gaussian_blur(y, p.sigma.to(y))
