@@ -19,56 +19,59 @@ import numpy as np
 from tqdm import tqdm
 
 # %% auto #0
-__all__ = ['SHAPES', 'MOTIONS', 'TIMBRES', 'CONTOURS', 'CLASSES', 'CLASS_NAMES', 'GENERATOR_VERSION', 'AAC_RATES', 'MIN_GAP',
-           'MAX_GAP', 'ATTACK', 'AUDIO_BITRATE', 'LABELS', 'MANIFEST', 'LABEL_COLUMNS', 'ClassSpec', 'SyntheticConfig',
-           'draw_onsets', 'note_envelope', 'render_audio', 'shape_distance', 'shape_coverage', 'motion_path',
-           'render_video', 'seed_for_clip', 'render_clip', 'frame_change', 'event_frames', 'write_clip', 'clip_path',
-           'clip_splits', 'make_embedded_dataset', 'embedded_problem', 'default_root', 'ensure_embedded',
-           'open_embedded']
+__all__ = ['SHAPES', 'PATTERNS', 'MOTIONS', 'TIMBRES', 'CONTOURS', 'CLASSES', 'CLASS_NAMES', 'GENERATOR_VERSION', 'AAC_RATES',
+           'MIN_GAP', 'MAX_GAP', 'ATTACK', 'PATTERN_PERIOD', 'BACKGROUND_SATURATION', 'AUDIO_BITRATE', 'LABELS',
+           'MANIFEST', 'LABEL_COLUMNS', 'ClassSpec', 'SyntheticConfig', 'draw_onsets', 'note_envelope', 'render_audio',
+           'shape_distance', 'shape_coverage', 'surface_pattern', 'motion_path', 'render_video', 'seed_for_clip',
+           'render_clip', 'frame_change', 'event_frames', 'yuv420_planes', 'write_clip', 'clip_path', 'clip_splits',
+           'make_embedded_dataset', 'embedded_problem', 'default_root', 'ensure_embedded', 'open_embedded']
 
 # %% ../nbs/05a_synthetic.ipynb #42471993
 class ClassSpec(NamedTuple):
-    "One class: a visual pattern (shape, motion) paired with a sound (timbre, pitch contour)."
+    "One class: a picture (shape, surface pattern, motion) paired with a sound (timbre, pitch contour)."
     name: str
     shape: str
+    pattern: str
     motion: str
     timbre: str
     contour: str
 
 SHAPES = ("disc", "square", "triangle", "cross")
+PATTERNS = ("plain", "hstripes", "vstripes", "checks", "dots", "rings", "hatch", "grid")
 MOTIONS = ("bounce", "orbit", "slide", "pulse")
 TIMBRES = ("sine", "reed", "saw", "bell")
 CONTOURS = ("rising", "falling", "steady", "alternating")
 
-CLASSES = tuple(ClassSpec("-".join(row), *row) for row in [
-    # shape      motion    timbre  contour
-    ("disc",     "bounce", "sine", "rising"),
-    ("square",   "orbit",  "reed", "falling"),
-    ("triangle", "slide",  "saw",  "steady"),
-    ("cross",    "pulse",  "bell", "alternating"),
-    ("disc",     "orbit",  "saw",  "alternating"),
-    ("square",   "slide",  "bell", "rising"),
-    ("triangle", "pulse",  "sine", "falling"),
-    ("cross",    "bounce", "reed", "steady"),
+CLASSES = tuple(ClassSpec("-".join((shape, motion, timbre, contour)), shape, pattern, motion, timbre, contour)
+                for shape, pattern, motion, timbre, contour in [
+    # shape      pattern     motion    timbre  contour
+    ("disc",     "plain",    "bounce", "sine", "rising"),
+    ("square",   "hstripes", "orbit",  "reed", "falling"),
+    ("triangle", "vstripes", "slide",  "saw",  "steady"),
+    ("cross",    "checks",   "pulse",  "bell", "alternating"),
+    ("disc",     "dots",     "orbit",  "saw",  "alternating"),
+    ("square",   "rings",    "slide",  "bell", "rising"),
+    ("triangle", "hatch",    "pulse",  "sine", "falling"),
+    ("cross",    "grid",     "bounce", "reed", "steady"),
 ])
 CLASS_NAMES = tuple(c.name for c in CLASSES)
 
 # %% ../nbs/05a_synthetic.ipynb #488bdc7e
-GENERATOR_VERSION = 3  # bump whenever what a seed renders or how it is encoded changes: existing sets are then regenerated
+GENERATOR_VERSION = 4  # bump whenever what a seed renders or how it is encoded changes: existing sets are then regenerated
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 @dataclass(frozen=True)
 class SyntheticConfig:
     "Size, clip format and split of the embedded data set; with `seed` and `GENERATOR_VERSION` it fixes its content."
     n_classes: int = 8
-    clips_per_class: int = 16
-    seconds: float = 8.0
+    clips_per_class: int = 40
+    seconds: float = 5.0
     size: int = 128
     fps: int = 16
     gop: int = 16
     audio_rate: int = 16000
-    val_per_class: int = 3
-    test_per_class: int = 3
+    val_per_class: int = 6
+    test_per_class: int = 8
     crf: int = 23
     seed: int = 0
 
@@ -180,6 +183,26 @@ def shape_coverage(shape: str, xx, yy, cx, cy, radius, angle: float) -> np.ndarr
     c, s = np.float32(math.cos(angle)), np.float32(math.sin(angle))
     return np.clip((1 - shape_distance(shape, (c * x + s * y) / r, (c * y - s * x) / r)) * r + 0.5, 0, 1)
 
+# %% ../nbs/05a_synthetic.ipynb #a7f6dcd6
+PATTERN_PERIOD = 0.125  # of the frame's side: about four periods across an object
+
+def surface_pattern(pattern: str, xx, yy, cx, cy, period: float) -> np.ndarray:
+    "Where, in [0, 1] and shape `(T, H, W)`, `pattern` puts its second colour, laid out around `(cx, cy)` (per frame)."
+    x = xx[None] - np.asarray(cx, np.float32)[:, None, None]
+    y = yy[None] - np.asarray(cy, np.float32)[:, None, None]
+    half = lambda u: np.cos(2 * np.pi * u / period) > 0                    # two equal bands a period
+    line = lambda u: np.abs(np.mod(u / period, 1.0) - 0.5) < 1 / 12         # a line a sixth of a period wide
+    if pattern == "plain": out = np.zeros_like(x, dtype=bool)
+    elif pattern == "hstripes": out = half(y)
+    elif pattern == "vstripes": out = half(x)
+    elif pattern == "checks": out = half(x) != half(y)
+    elif pattern == "dots": out = (np.mod(x / period, 1.0) - 0.5) ** 2 + (np.mod(y / period, 1.0) - 0.5) ** 2 < 0.3 ** 2
+    elif pattern == "rings": out = half(np.sqrt(x * x + y * y))
+    elif pattern == "hatch": out = line((x + y) / math.sqrt(2)) | line((x - y) / math.sqrt(2))
+    elif pattern == "grid": out = line(x) | line(y)
+    else: raise ValueError(f"unknown pattern {pattern!r}; one of {PATTERNS}")
+    return out.astype(np.float32)
+
 # %% ../nbs/05a_synthetic.ipynb #2d9c2695
 def _reflect(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     "Fold `x` into `[lo, hi]` as a ball bouncing between two walls would."
@@ -224,8 +247,10 @@ def _contrasting_colour(rng: np.random.Generator, luma: float) -> np.ndarray:
     own = _luma(colour)
     return colour * target / own if target < own else colour + (1 - colour) * (target - own) / (1 - own)
 
+BACKGROUND_SATURATION = 0.35  # share of a background's colour kept
+
 def render_video(rng: np.random.Generator, spec: ClassSpec, cfg: SyntheticConfig, onsets: np.ndarray) -> np.ndarray:
-    "One clip's frames, uint8 `(T, size, size, 3)`: `spec`'s shape in `spec`'s motion, flashing at `onsets`, over a random scene."
+    "One clip's frames, uint8 `(T, size, size, 3)`: `spec`'s patterned shape in `spec`'s motion, flashing at `onsets`, over a random scene."
     S, t = cfg.size, np.arange(cfg.n_frames) / cfg.fps
     yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
     heading = rng.uniform(0, 2 * np.pi)
@@ -233,19 +258,24 @@ def render_video(rng: np.random.Generator, spec: ClassSpec, cfg: SyntheticConfig
     texture = sum(rng.uniform(-0.06, 0.06, 3) * np.sin(2 * np.pi * (rng.uniform(-3, 3) * xx + rng.uniform(-3, 3) * yy) / S
                                                           + rng.uniform(0, 2 * np.pi))[..., None] for _ in range(4))
     background = np.clip(rng.uniform(0, 1, 3) + gradient + texture, 0, 1).astype(np.float32)
+    grey = background @ np.array([0.299, 0.587, 0.114], np.float32)
+    background = grey[..., None] + BACKGROUND_SATURATION * (background - grey[..., None])  # muted: the object is what stands out
     luma = _luma(background.reshape(-1, 3).mean(0))
     frames = np.repeat(background[None], len(t), axis=0)
-    radius = S * rng.uniform(0.15, 0.2)
+    radius = S * rng.uniform(0.2, 0.25)
     if rng.uniform() < 0.75:  # the distractor: a ring, no events, slow wandering
         cx, cy = (S / 2 + 0.3 * S * np.sin(2 * np.pi * rng.uniform(0.03, 0.15) * t + rng.uniform(0, 2 * np.pi)) for _ in range(2))
-        cover = shape_coverage("ring", xx, yy, cx, cy, np.full(len(t), radius * rng.uniform(0.4, 0.6)), 0.0)
+        cover = shape_coverage("ring", xx, yy, cx, cy, np.full(len(t), 0.175 * S * rng.uniform(0.4, 0.6)), 0.0)
         frames += cover[..., None] * (_contrasting_colour(rng, luma).astype(np.float32) - frames)
     colour = _contrasting_colour(rng, luma)
+    second = _contrasting_colour(rng, _luma(colour))
     flash = note_envelope(t, onsets, decay=0.08, attack=0)
-    x, y, scale = motion_path(spec.motion, rng, t, onsets, S, margin=1.45 * radius)
-    cover = shape_coverage(spec.shape, xx, yy, x, y, radius * scale * (1 + 0.4 * flash), rng.uniform(0, 2 * np.pi))
-    lit = colour + ((1.0 if _luma(colour) < 0.5 else 0.0) - colour) * 0.85 * flash[:, None]  # (T, 3)
-    frames += cover[..., None] * (lit[:, None, None, :].astype(np.float32) - frames)
+    x, y, scale = motion_path(spec.motion, rng, t, onsets, S, margin=1.1 * radius)
+    cover = shape_coverage(spec.shape, xx, yy, x, y, radius * scale * (1 + 0.25 * flash), rng.uniform(0, 2 * np.pi))
+    marks = surface_pattern(spec.pattern, xx, yy, x, y, PATTERN_PERIOD * S * rng.uniform(0.9, 1.1))[..., None]
+    fill = (colour + marks * (second - colour)).astype(np.float32)  # (T, H, W, 3)
+    lit = fill + ((1.0 if _luma(colour) < 0.5 else 0.0) - fill) * (0.85 * flash[:, None, None, None]).astype(np.float32)
+    frames += cover[..., None] * (lit - frames)
     return np.round(frames * 255).astype(np.uint8)
 
 # %% ../nbs/05a_synthetic.ipynb #16ae70cf
@@ -275,6 +305,15 @@ def event_frames(onsets: np.ndarray, fps: int) -> np.ndarray:
 # %% ../nbs/05a_synthetic.ipynb #796aa2ac
 AUDIO_BITRATE = 48_000
 
+def yuv420_planes(frames: np.ndarray) -> np.ndarray:
+    "RGB frames uint8 `(T, H, W, 3)` as yuv420p images `(T, 3H/2, W)`: BT.601 limited range, chroma averaged over 2x2 pixels."
+    T, H, W, _ = frames.shape
+    rgb = frames.astype(np.float32) / 255
+    y = rgb @ np.array([65.481, 128.553, 24.966], np.float32) + 16
+    cbcr = rgb.reshape(T, H // 2, 2, W // 2, 2, 3).mean((2, 4)) @ np.array([[-37.797, 112.0], [-74.203, -93.786], [112.0, -18.214]], np.float32) + 128
+    chroma = np.moveaxis(cbcr, -1, 1).reshape(T, H // 2, W)  # U then V, each (H/2, W/2), row-major as yuv420p stores them
+    return np.round(np.concatenate([y, chroma], axis=1)).clip(0, 255).astype(np.uint8)
+
 def write_clip(path, frames: np.ndarray, audio: np.ndarray, cfg: SyntheticConfig) -> Path:
     "Encode `frames` (uint8 `(T, H, W, 3)`) and mono `audio` (float32) into the mp4 file `path` as H.264 + AAC."
     path = Path(path)
@@ -288,8 +327,8 @@ def write_clip(path, frames: np.ndarray, audio: np.ndarray, cfg: SyntheticConfig
                          "x264-params": f"keyint={cfg.gop}:min-keyint={cfg.gop}:scenecut=0:no-mbtree=1"}
         sound = out.add_stream("aac", rate=cfg.audio_rate, layout="mono")
         sound.bit_rate = AUDIO_BITRATE
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(format="yuv420p")
+        for i, image in enumerate(yuv420_planes(frames)):  # converted here, all frames at once: faster than one swscale call a frame
+            frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
             frame.pts, frame.time_base = i, Fraction(1, cfg.fps)
             for packet in video.encode(frame): out.mux(packet)
         for packet in video.encode(): out.mux(packet)
@@ -304,7 +343,7 @@ def write_clip(path, frames: np.ndarray, audio: np.ndarray, cfg: SyntheticConfig
 # %% ../nbs/05a_synthetic.ipynb #c2ae5d1a
 LABELS = "labels.csv"
 MANIFEST = "MANIFEST.json"
-LABEL_COLUMNS = ("path", "label", "class_name", "split", "shape", "motion", "timbre", "contour", "onsets")
+LABEL_COLUMNS = ("path", "label", "class_name", "split", "shape", "pattern", "motion", "timbre", "contour", "onsets")
 _LOCK = ".crisscross-synthetic.lock"
 
 def clip_path(class_idx: int, clip_idx: int) -> str:
@@ -405,7 +444,7 @@ def make_embedded_dataset(root, cfg: SyntheticConfig = SyntheticConfig(), worker
         spec = CLASSES[k]
         for i, split in enumerate(clip_splits(cfg, k)):
             f = facts[clip_path(k, i)]
-            writer.writerow([f["path"], k, spec.name, split, spec.shape, spec.motion, spec.timbre, spec.contour,
+            writer.writerow([f["path"], k, spec.name, split, spec.shape, spec.pattern, spec.motion, spec.timbre, spec.contour,
                              " ".join(f"{o:.3f}" for o in f["onsets"])])
     _write_atomic(root / LABELS, text.getvalue().encode())
     files = {rel: dict(bytes=f["bytes"], sha256=f["sha256"]) for rel, f in sorted(facts.items())}

@@ -70,7 +70,7 @@ def test_labels_match_files(tiny_set):
         k = int(r["label"])
         spec = CLASSES[k]
         assert r["class_name"] == CLASS_NAMES[k] == r["path"].split("/")[0]
-        assert (r["shape"], r["motion"], r["timbre"], r["contour"]) == spec[1:]
+        assert (r["shape"], r["pattern"], r["motion"], r["timbre"], r["contour"]) == spec[1:]
         i = int(r["path"][-7:-4])
         assert r["path"] == clip_path(k, i)
         _, _, onsets = render_clip(TINY, k, seed_for_clip(TINY.seed, k, i))
