@@ -55,6 +55,9 @@ class TrainConfig:
     frames: int = _f(8, "video frames per view")
     size: int = _f(112, "video crop size (pixels)")
     crop_scale: tuple = _f((0.08, 1.0), "area range of the random resized crop of the video views (fraction of the frame)")
+    saturation_jitter: float = _f(0.4, "colour jitter of the video views: saturation factor drawn from 1 +- this")
+    hue_jitter: float = _f(0.2, "colour jitter of the video views: hue shift drawn from +- this (turns, at most 0.5)")
+    gray_p: float = _f(0.2, "chance that a video view is turned to grey")
     fps: float = _f(16.0, "video frame rate")
     audio_seconds: float = _f(2.0, "audio seconds per view (2 s -> 80x201 log-mel)")
     relaxation: str = _f("mild", "temporal relaxation of the two views (crisscross.samplers)")
@@ -106,7 +109,7 @@ class TrainConfig:
 PRESETS = {
     "paper": {},  # the TrainConfig defaults are the paper's
     "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
-                audio_seconds=1.0, lr=1e-3,
+                audio_seconds=1.0, lr=1e-3, clips_per_video=2,
                 batch_size=32, epochs=15, warmup_epochs=1.0, num_workers=2, ckpt_every=200, random_clips=512, backbones_every=1),
     "tiny": dict(width=4, depth=1, proj_dim=32, pred_hidden=16, frames=4, size=16, audio_seconds=0.2,
                  batch_size=8, epochs=2, warmup_epochs=0.5, lr=3e-2, final_lr=1e-2, pred_lr=3e-2, random_clips=32,
@@ -181,7 +184,8 @@ def _views(cfg: TrainConfig, items: list) -> PretrainViews:
     if cfg.data_fraction < 1: items = stratified_split(items, cfg.data_fraction, seed=cfg.seed)[1]  # the paper's Tab. 2 uses 25-100%
     return PretrainViews(items, cfg.relaxation, clips_per_video=cfg.clips_per_video, frames=cfg.frames, fps=cfg.fps,
                          size=cfg.size, audio_seconds=cfg.audio_seconds, seed=cfg.seed, progress=cfg.progress,
-                         video_augment=VideoAugment(size=cfg.size, scale=cfg.crop_scale, max_cutout=round(20 * cfg.size / 112)))  # the paper's 20 px at 112, scaled
+                         video_augment=VideoAugment(size=cfg.size, scale=cfg.crop_scale, saturation=cfg.saturation_jitter, hue=cfg.hue_jitter,
+                                                    gray_p=cfg.gray_p, max_cutout=round(20 * cfg.size / 112)))  # the paper's 20 px at 112, scaled
 
 def _embedded_views(cfg: TrainConfig) -> PretrainViews:
     root = open_embedded(cfg.data_root, progress=cfg.progress)
@@ -253,6 +257,9 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     lo_hi = tuple(cfg.crop_scale)
     need(len(lo_hi) == 2 and all(isinstance(v, (int, float)) for v in lo_hi) and 0 < lo_hi[0] <= lo_hi[1] <= 1,
          f"crop_scale={cfg.crop_scale!r} must be two numbers 0 < low <= high <= 1 (the paper's: (0.08, 1.0))")
+    need(0 <= cfg.saturation_jitter <= 1, f"saturation_jitter={cfg.saturation_jitter} must lie in [0, 1] (the paper's: 0.4)")
+    need(0 <= cfg.hue_jitter <= 0.5, f"hue_jitter={cfg.hue_jitter} must lie in [0, 0.5] turns (the paper's: 0.2)")
+    need(0 <= cfg.gray_p <= 1, f"gray_p={cfg.gray_p} must be a probability in [0, 1] (the paper's: 0.2)")
     for k in ("fps", "audio_seconds", "lr", "pred_lr", "larc_trust"):
         need(getattr(cfg, k) > 0, f"{k}={getattr(cfg, k)} must be > 0")
     for k in ("warmup_start_lr", "final_lr", "weight_decay", "warmup_epochs"):
