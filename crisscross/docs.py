@@ -392,7 +392,7 @@ def _copy_pictures(nb: dict, src_dir: Path, out: Path):
                 (out / ref).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, out / ref)
 
 # %% ../nbs/10_docs.ipynb #e2a9ebf5
-def build_docs(out=None, nbs_path=None, execute: bool = True, timeout: float = 600, n_workers: int | None = None,
+def build_docs(out=None, nbs_path=None, execute: bool = True, timeout: float = 900, n_workers: int | None = None,
                strict: bool = False, log=print) -> list[PageReport]:
     "Build the documentation site of the project around `nbs_path` (default: this project's) into `out` (`_docs/`)."
     t_start = time.time()
@@ -459,7 +459,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="where the site goes (default: doc_path of pyproject.toml, _docs/)")
     ap.add_argument("--nbs", default=None, help="the notebooks (default: nbs_path of pyproject.toml, nbs/)")
     ap.add_argument("--no-execute", dest="execute", action="store_false", help="render without executing (no outputs)")
-    ap.add_argument("--timeout", type=float, default=600, help="seconds one notebook may run (default 600)")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds one notebook may run (default 900)")
     ap.add_argument("--workers", type=int, default=None, help="notebooks processed at a time (default: the CPUs, at most 4)")
     ap.add_argument("--strict", action="store_true", help="exit with status 1 if a page did not build as it should")
     a = ap.parse_args(argv)

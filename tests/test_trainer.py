@@ -280,9 +280,10 @@ def test_loss_goes_down_on_random_views(tmp_path):
 
 def test_bf16_autocast_path(tmp_path):
     "The mixed-precision path (bf16 autocast; CUDA's default, allowed on CPU): finite losses computed in fp32, fp32 weights."
-    # 8x32x32, not the tiny preset's 4x16x16: there conv5x gets a 1x1x1 map, and PyTorch 2.11's bf16 backward of a strided
-    # conv on it reads uninitialised memory on the CPU (NaN gradients whenever freed memory held NaN, e.g. after other tests)
-    m = quiet_train(config_from_preset("tiny", precision="bf16", max_steps=3, frames=8, size=32), out_dir=tmp_path)
+    # 8x32x32 video and 1 s of audio, not the tiny preset's 4x16x16 and 0.2 s: there conv5x gets maps one cell wide, and
+    # PyTorch 2.11's bf16 backward of a strided conv on such a map reads uninitialised memory on the CPU (NaN gradients
+    # whenever freed memory held NaN, e.g. after other tests; seen with 0.2 s audio at 8x32x32 too)
+    m = quiet_train(config_from_preset("tiny", precision="bf16", max_steps=3, frames=8, size=32, audio_seconds=1.0), out_dir=tmp_path)
     assert len(m["step_log"]) == 3 and all(abs(r["loss"]) < 2 for r in m["step_log"])
     state = load_checkpoint(m["checkpoint"])["model"]
     assert all(v.dtype == torch.float32 for k, v in state.items() if v.is_floating_point())
