@@ -88,7 +88,7 @@ class TrainConfig:
     max_steps: int = _f(0, "stop after this many optimiser steps (0: run all epochs); the schedule still spans all epochs")
     # hardware
     device: str = _f("auto", "auto (CUDA when available), cuda or cpu")
-    precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (with a GradScaler, CUDA only)")
+    precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (with a GradScaler); bf16 and fp16 on CUDA only")
     sync_bn: bool = _f(True, "SyncBatchNorm across processes (CUDA only)")
     channels_last: bool = _f(False, "channels_last_3d memory format for the video backbone (CUDA only)")
     num_workers: int = _f(8, "DataLoader worker processes per rank")
@@ -279,7 +279,10 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         errs.append("device='cuda' but torch.cuda.is_available() is False: use device='auto' or 'cpu'")
     if cfg.precision == "fp16" and cfg.device in DEVICES and not _use_cuda(cfg.device):
-        errs.append("precision='fp16' needs CUDA (a GradScaler on CPU is not supported): use 'fp32' or 'bf16' on CPU")
+        errs.append("precision='fp16' needs CUDA (a GradScaler on CPU is not supported): use 'fp32' on CPU")
+    if cfg.precision == "bf16" and cfg.device in DEVICES and not _use_cuda(cfg.device):
+        errs.append("precision='bf16' on the CPU is refused: PyTorch 2.11's CPU bf16 convolution backward reads uninitialised "
+                    "memory (NaN gradients whenever freed memory held NaN); use 'fp32' (the CPU default) or run on CUDA")
     if world_size < 1: errs.append(f"world_size={world_size} must be >= 1")
     elif cfg.batch_size >= 1 and cfg.accum_steps >= 1:
         parts = world_size * cfg.accum_steps
