@@ -51,7 +51,7 @@ def main():
     held = torch.tensor([i >= cfg.clips_per_class - args.held_out for _, _, i in jobs])
     print(f"generator version {GENERATOR_VERSION}: {len(jobs)} clips rendered in {time.time() - start:.0f} s; "
           f"{int((~held).sum())} to train on, {int(held.sum())} held out")
-    mean = x.mean((0, 2, 3, 4), keepdim=True)[0]
+    mean = x[~held].mean((0, 2, 3, 4), keepdim=True)[0]  # per-channel mean of the training clips
 
     def augment(clips):
         out = torch.empty(len(clips), 3, FRAMES, SIZE, SIZE)
