@@ -237,7 +237,9 @@ def motion_path(motion: str, rng: np.random.Generator, t: np.ndarray, onsets: np
     raise ValueError(f"unknown motion {motion!r}; one of {MOTIONS}")
 
 # %% ../nbs/05a_synthetic.ipynb #a788cf2c
-def _luma(rgb) -> float: return float(np.dot(rgb, (0.299, 0.587, 0.114)))
+_LUMA = (0.299, 0.587, 0.114)  # BT.601 weights of R, G, B
+
+def _luma(rgb) -> float: return float(np.dot(rgb, _LUMA))
 
 def _contrasting_colour(rng: np.random.Generator, luma: float) -> np.ndarray:
     "A colour of random hue whose luma is 0.25-0.45 above or below `luma`."
@@ -258,7 +260,7 @@ def render_video(rng: np.random.Generator, spec: ClassSpec, cfg: SyntheticConfig
     texture = sum(rng.uniform(-0.06, 0.06, 3) * np.sin(2 * np.pi * (rng.uniform(-3, 3) * xx + rng.uniform(-3, 3) * yy) / S
                                                           + rng.uniform(0, 2 * np.pi))[..., None] for _ in range(4))
     background = np.clip(rng.uniform(0, 1, 3) + gradient + texture, 0, 1).astype(np.float32)
-    grey = background @ np.array([0.299, 0.587, 0.114], np.float32)
+    grey = background @ np.array(_LUMA, np.float32)
     background = grey[..., None] + BACKGROUND_SATURATION * (background - grey[..., None])  # muted: the object is what stands out
     luma = _luma(background.reshape(-1, 3).mean(0))
     frames = np.repeat(background[None], len(t), axis=0)
