@@ -408,10 +408,12 @@ class PretrainViews(Dataset):
         span = read_span(it.path, it.start + start, it.start + end, fps=self.fps, audio_rate=self.audio_rate,
                          need_audio=self.missing_audio == "skip", info=info, video_range=video_range, short_side=self.short_side)
         out = {}
-        for name, (s, e) in w._asdict().items():
-            s, e = it.start + s, it.start + e
-            if name[0] == "v": out[name] = self.video_augment(span.video(s, e, self.frames), generator=g)
-            else: out[name] = self.audio_augment(self.log_mel(span.audio(s, e)), generator=g)
+        for name in ("v1", "v2"):
+            s, e = getattr(w, name)
+            out[name] = self.video_augment(span.video(it.start + s, it.start + e, self.frames), generator=g)
+        mels = self.log_mel(torch.stack([span.audio(it.start + s, it.start + e) for s, e in (w.a1, w.a2)]))  # one STFT call
+        if isinstance(self.audio_augment, AudioAugment): out["a1"], out["a2"] = self.audio_augment(mels, generator=g)
+        else: out["a1"], out["a2"] = (self.audio_augment(m, generator=g) for m in mels)  # a callable of one view at a time
         return out
 
     def __getitem__(self, i: int) -> dict:
