@@ -76,7 +76,7 @@ class FinetuneConfig:
     max_steps: int = _f(0, "stop after this many optimiser steps (0: no limit); the schedule still spans all epochs")
     # hardware
     device: str = _f("auto", "auto (CUDA when available), cuda or cpu")
-    precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (CUDA only)")
+    precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16; bf16 and fp16 on CUDA only")
     sync_bn: bool = _f(True, "SyncBatchNorm across processes (CUDA only)")
     num_workers: int = _f(8, "DataLoader worker processes per rank")
     cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default)")
@@ -180,7 +180,9 @@ def check_finetune_config(cfg: FinetuneConfig, world_size: int = 1) -> FinetuneC
         need(getattr(cfg, k) in choices, f"{k}={getattr(cfg, k)!r} is unknown: choose one of {choices}")
     cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     need(cfg.device != "cuda" or torch.cuda.is_available(), "device='cuda' but torch.cuda.is_available() is False: use device='auto' or 'cpu'")
-    need(cfg.precision != "fp16" or cuda, "precision='fp16' needs CUDA (its GradScaler): use 'fp32' or 'bf16' on CPU")
+    need(cfg.precision != "fp16" or cuda, "precision='fp16' needs CUDA (its GradScaler): use 'fp32' on CPU")
+    need(cfg.precision != "bf16" or cuda, "precision='bf16' on the CPU is refused: PyTorch 2.11's CPU bf16 convolution backward reads "
+         "uninitialised memory (NaN gradients whenever freed memory held NaN, as pretraining found); use 'fp32' (the CPU default) or CUDA")
     if world_size < 1: errs.append(f"world_size={world_size} must be >= 1")
     elif cfg.batch_size % world_size:
         lo, hi = cfg.batch_size // world_size * world_size, -(-cfg.batch_size // world_size) * world_size

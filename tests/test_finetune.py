@@ -209,6 +209,7 @@ def test_test_labels_never_steer_the_chosen_epoch(tmp_path, small):
     (dict(pool="mean"), 1, "pool='mean' is unknown"),
     (dict(patience=-1), 1, "patience=-1 must be >= 0"),
     (dict(precision="fp16", device="cpu"), 1, "needs CUDA"),
+    (dict(precision="bf16", device="cpu"), 1, "precision='bf16' on the CPU is refused"),
 ])
 def test_bad_values_are_refused_before_compute(overrides, world_size, message):
     with pytest.raises(ValueError, match=re.escape(message)):
