@@ -1,0 +1,62 @@
+"""What does a change to the main job's training do to its features? A measurement on the validation split, not a test.
+
+    .venv/bin/python tests/benchmark_pretrain_variants.py NAME ['{"terms": ["sync", "async"]}'] [--out /tmp/variants]
+    .venv/bin/python tests/benchmark_pretrain_variants.py random          # the randomly initialised baseline
+
+Trains the `cpu` preset with the given `TrainConfig` overrides (JSON; "aug" holds extra `VideoAugment` arguments, e.g.
+'{"aug": {"blur_p": 0.0, "max_cutout": 0}}'), then scores the backbones' features of the embedded set's **validation**
+clips against its training clips: a 5-NN vote and a logistic regression on standardised features (C=0.1), 2 clips per
+file. The test split is never read, so variants can be compared and chosen here. Figures: README, "What we found about
+the video side". Nothing is asserted.
+"""
+import argparse, json, time
+from pathlib import Path
+
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+import crisscross.trainer as trainer
+from crisscross.data import LabelledClips, labelled_csv
+from crisscross.evaluation import extract_features, knn_accuracy
+from crisscross.synthetic import ensure_embedded
+
+
+def linear_accuracy(tx, ty, vx, vy) -> float:
+    scale = StandardScaler().fit(tx)
+    model = LogisticRegression(max_iter=2000, C=0.1).fit(scale.transform(tx), ty)
+    return float((model.predict(scale.transform(vx)) == vy).mean())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("name", help="the variant's name ('random': no training, the random-init baseline)")
+    ap.add_argument("overrides", nargs="?", default="{}", help="TrainConfig overrides as JSON")
+    ap.add_argument("--out", default="/tmp/variants", help="where each variant's run folder goes")
+    args = ap.parse_args()
+    over = json.loads(args.overrides)
+    if aug := over.pop("aug", {}):
+        video_augment = trainer.VideoAugment
+        trainer.VideoAugment = lambda **kw: video_augment(**{**kw, **aug})
+    cfg = trainer.check_config(trainer.config_from_preset("cpu", resume=False, progress=False, tensorboard=False, **over))
+    start, out = time.time(), Path(args.out) / args.name
+    if args.name == "random":
+        torch.manual_seed(cfg.seed); model = trainer.build_model(cfg); nets = (model.video, model.audio)
+    else:
+        last = trainer.train(cfg, trainer.make_dataset(cfg), out)["step_log"][-1]
+        print(args.name, f"trained in {time.time() - start:.0f} s:",
+              {k: round(last[k], 3) for k in ("loss", "intra", "sync", "async", "z_std_video", "z_std_audio")})
+        nets = trainer.load_backbones(out / "backbones.pt")
+    root = ensure_embedded(cfg.data_root or None, progress=False)
+    scores = {}
+    for modality, net in zip(("video", "audio"), nets):
+        kw = dict(frames=cfg.frames, fps=cfg.fps, size=cfg.size) if modality == "video" else dict(audio_seconds=cfg.audio_seconds)
+        (tx, ty), (vx, vy) = (extract_features(net, LabelledClips(labelled_csv(root, split), modality, clips=2, progress=False, **kw),
+                                               progress=False) for split in ("train", "val"))
+        scores[f"{modality} k-NN"] = round(knn_accuracy(tx, ty, vx, vy, k=5), 3)
+        scores[f"{modality} linear"] = round(linear_accuracy(tx.numpy(), ty.numpy(), vx.numpy(), vy.numpy()), 3)
+    print(args.name, "validation accuracy:", scores, f"({time.time() - start:.0f} s in all)")
+
+
+if __name__ == "__main__":
+    main()
