@@ -74,3 +74,23 @@ def test_pretrain_refuses_bad_parameters_before_compute(tmp_path):
     assert result.returncode != 0
     assert "relaxation" in result.stderr and "strong" in result.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def _parameters_cells() -> dict:
+    "The source of each notebook's `parameters` cell, by notebook name (the notebooks papermill runs)."
+    cells = {}
+    for path in sorted((REPO / "nbs").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if "parameters" in cell.get("metadata", {}).get("tags", []): cells[path.name] = "".join(cell["source"])
+    return cells
+
+
+@pytest.mark.parametrize("notebook, source", _parameters_cells().items())
+def test_papermill_sees_every_parameter(notebook, source):
+    "Each name a `parameters` cell assigns is one papermill can set and list (`--help-notebook`): an '=' in its comment hides it."
+    import ast
+    from papermill.translators import PythonTranslator
+    assigned = [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets]
+    assert assigned, f"{notebook}'s parameters cell assigns nothing"
+    seen = [p.name for p in PythonTranslator.inspect({"source": source})]
+    assert seen == assigned, f"papermill does not see {sorted(set(assigned) - set(seen))} in {notebook}'s parameters cell"
