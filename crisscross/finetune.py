@@ -26,7 +26,7 @@ from .data import (LabelledClips, csv_splits, dcase2013, esc50, esc50_group, hmd
                              stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import ensure_embedded, open_embedded
 from .pretrain import add_field_flags
-from .trainer import (DEVICES, PRECISIONS, check_field_names, DistEnv, LRSchedule, NonFiniteLossError, ShardedSampler, _f, _gather,
+from .trainer import (CPU_BF16_REFUSED, DEVICES, PRECISIONS, check_field_names, DistEnv, LRSchedule, NonFiniteLossError, ShardedSampler, _f, _gather,
                                 _unwrap, atomic_save, env_world_size, latest_checkpoint, load_backbones, load_checkpoint,
                                 param_digest, remove_stale_tmp, resolve_precision, rng_state, save_checkpoint, seed_everything,
                                 set_rng_state, setup_distributed, worker_init_fn)
@@ -181,8 +181,7 @@ def check_finetune_config(cfg: FinetuneConfig, world_size: int = 1) -> FinetuneC
     cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     need(cfg.device != "cuda" or torch.cuda.is_available(), "device='cuda' but torch.cuda.is_available() is False: use device='auto' or 'cpu'")
     need(cfg.precision != "fp16" or cuda, "precision='fp16' needs CUDA (its GradScaler): use 'fp32' on CPU")
-    need(cfg.precision != "bf16" or cuda, "precision='bf16' on the CPU is refused: PyTorch 2.11's CPU bf16 convolution backward reads "
-         "uninitialised memory (NaN gradients whenever freed memory held NaN, as pretraining found); use 'fp32' (the CPU default) or CUDA")
+    need(cfg.precision != "bf16" or cuda, CPU_BF16_REFUSED)
     if world_size < 1: errs.append(f"world_size={world_size} must be >= 1")
     elif cfg.batch_size % world_size:
         lo, hi = cfg.batch_size // world_size * world_size, -(-cfg.batch_size // world_size) * world_size

@@ -29,14 +29,14 @@ from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetic
 from .synthetic import ensure_embedded, open_embedded
 
 # %% auto #0
-__all__ = ['PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'DEVICES', 'CKPT_RE', 'RESUME_MAY_CHANGE', 'TrainConfig',
-           'check_field_names', 'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry',
-           'make_dataset', 'env_world_size', 'resolve_precision', 'check_config', 'ShardedSampler', 'worker_init_fn',
-           'seed_everything', 'rng_state', 'set_rng_state', 'LARC', 'build_model', 'param_groups', 'build_optimizer',
-           'warmup_cosine', 'LRSchedule', 'atomic_save', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'remove_stale_tmp', 'DistEnv', 'setup_distributed', 'z_spread', 'backbone_args',
-           'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest', 'pack_step_log',
-           'unpack_step_log', 'train', 'PoisonedViews']
+__all__ = ['PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED', 'DEVICES', 'CKPT_RE', 'RESUME_MAY_CHANGE',
+           'TrainConfig', 'check_field_names', 'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews',
+           'DatasetEntry', 'make_dataset', 'env_world_size', 'resolve_precision', 'check_config', 'ShardedSampler',
+           'worker_init_fn', 'seed_everything', 'rng_state', 'set_rng_state', 'LARC', 'build_model', 'param_groups',
+           'build_optimizer', 'warmup_cosine', 'LRSchedule', 'atomic_save', 'list_checkpoints', 'latest_checkpoint',
+           'save_checkpoint', 'load_checkpoint', 'remove_stale_tmp', 'DistEnv', 'setup_distributed', 'z_spread',
+           'backbone_args', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest',
+           'pack_step_log', 'unpack_step_log', 'train', 'PoisonedViews']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 def _f(default, help: str):
@@ -220,6 +220,8 @@ def make_dataset(cfg: TrainConfig) -> Dataset:
 # %% ../nbs/06_trainer.ipynb #33f65844
 OPTIMIZERS = ("larc_adam", "adam", "larc_sgd", "sgd")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CPU_BF16_REFUSED = ("precision='bf16' on the CPU is refused: PyTorch 2.11's CPU bf16 convolution backward reads uninitialised "
+                    "memory (NaN gradients whenever freed memory held NaN); use 'fp32' (the CPU default) or run on CUDA")
 DEVICES = ("auto", "cpu", "cuda")
 
 def env_world_size() -> int:
@@ -281,8 +283,7 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     if cfg.precision == "fp16" and cfg.device in DEVICES and not _use_cuda(cfg.device):
         errs.append("precision='fp16' needs CUDA (a GradScaler on CPU is not supported): use 'fp32' on CPU")
     if cfg.precision == "bf16" and cfg.device in DEVICES and not _use_cuda(cfg.device):
-        errs.append("precision='bf16' on the CPU is refused: PyTorch 2.11's CPU bf16 convolution backward reads uninitialised "
-                    "memory (NaN gradients whenever freed memory held NaN); use 'fp32' (the CPU default) or run on CUDA")
+        errs.append(CPU_BF16_REFUSED)
     if world_size < 1: errs.append(f"world_size={world_size} must be >= 1")
     elif cfg.batch_size >= 1 and cfg.accum_steps >= 1:
         parts = world_size * cfg.accum_steps
