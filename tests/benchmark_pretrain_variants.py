@@ -2,17 +2,19 @@
 
     .venv/bin/python tests/benchmark_pretrain_variants.py NAME ['{"terms": ["sync", "async"]}'] [--out /tmp/variants]
     .venv/bin/python tests/benchmark_pretrain_variants.py random          # the randomly initialised baseline
+    .venv/bin/python tests/benchmark_pretrain_variants.py random --layers # ... also scored on conv4x/conv5x, avg/max pooled
 
 Trains the `cpu` preset with the given `TrainConfig` overrides (JSON; "aug" holds extra `VideoAugment` arguments, e.g.
 '{"aug": {"blur_p": 0.0, "max_cutout": 0}}'), then scores the backbones' features of the embedded set's **validation**
 clips against its training clips: a 5-NN vote and a logistic regression on standardised features (C=0.1), 2 clips per
-file. The test split is never read, so variants can be compared and chosen here. Figures: README, "What we found about
+file. `--layers` also scores the last two stages' maps (conv4x, conv5x), each average- and max-pooled. The test split is never read, so variants can be compared and chosen here. Figures: README, "What we found about
 the video side". Nothing is asserted.
 """
 import argparse, json, time
 from pathlib import Path
 
 import torch
+from torch import nn
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -28,11 +30,22 @@ def linear_accuracy(tx, ty, vx, vy) -> float:
     return float((model.predict(scale.transform(vx)) == vy).mean())
 
 
+class PooledStage(nn.Module):
+    "A backbone cut after stage `name`, its map pooled over time and space by `pool` ('avg' or 'max')."
+    def __init__(self, net, name: str, pool: str):
+        super().__init__(); self.net, self.name, self.pool = net, name, pool
+
+    def forward(self, x):
+        h = self.net.feature_maps(x)[self.name].flatten(2)
+        return h.amax(-1) if self.pool == "max" else h.mean(-1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("name", help="the variant's name ('random': no training, the random-init baseline)")
     ap.add_argument("overrides", nargs="?", default="{}", help="TrainConfig overrides as JSON")
     ap.add_argument("--out", default="/tmp/variants", help="where each variant's run folder goes")
+    ap.add_argument("--layers", action="store_true", help="also score conv4x and conv5x maps, average- and max-pooled")
     args = ap.parse_args()
     over = json.loads(args.overrides)
     if aug := over.pop("aug", {}):
@@ -51,10 +64,13 @@ def main():
     scores = {}
     for modality, net in zip(("video", "audio"), nets):
         kw = dict(frames=cfg.frames, fps=cfg.fps, size=cfg.size) if modality == "video" else dict(audio_seconds=cfg.audio_seconds)
-        (tx, ty), (vx, vy) = (extract_features(net, LabelledClips(labelled_csv(root, split), modality, clips=2, progress=False, **kw),
-                                               progress=False) for split in ("train", "val"))
-        scores[f"{modality} k-NN"] = round(knn_accuracy(tx, ty, vx, vy, k=5), 3)
-        scores[f"{modality} linear"] = round(linear_accuracy(tx.numpy(), ty.numpy(), vx.numpy(), vy.numpy()), 3)
+        heads = {"": net}
+        if args.layers: heads.update({f" {n} {p}": PooledStage(net.eval(), n, p) for n in ("conv4x", "conv5x") for p in ("avg", "max")})
+        for head, features in heads.items():
+            (tx, ty), (vx, vy) = (extract_features(features, LabelledClips(labelled_csv(root, split), modality, clips=2, progress=False, **kw),
+                                                   progress=False) for split in ("train", "val"))
+            scores[f"{modality}{head} k-NN"] = round(knn_accuracy(tx, ty, vx, vy, k=5), 3)
+            scores[f"{modality}{head} linear"] = round(linear_accuracy(tx.numpy(), ty.numpy(), vx.numpy(), vy.numpy()), 3)
     print(args.name, "validation accuracy:", scores, f"({time.time() - start:.0f} s in all)")
 
 
