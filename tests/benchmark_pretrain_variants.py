@@ -65,7 +65,7 @@ def main():
     for modality, net in zip(("video", "audio"), nets):
         kw = dict(frames=cfg.frames, fps=cfg.fps, size=cfg.size) if modality == "video" else dict(audio_seconds=cfg.audio_seconds)
         heads = {"": net}
-        if args.layers: heads.update({f" {n} {p}": PooledStage(net.eval(), n, p) for n in ("conv4x", "conv5x") for p in ("avg", "max")})
+        if args.layers: heads.update({f" {n} {p}": PooledStage(net, n, p) for n in ("conv4x", "conv5x") for p in ("avg", "max")})
         for head, features in heads.items():
             (tx, ty), (vx, vy) = (extract_features(features, LabelledClips(labelled_csv(root, split), modality, clips=2, progress=False, **kw),
                                                    progress=False) for split in ("train", "val"))
