@@ -26,10 +26,11 @@ from .data import (LabelledClips, csv_splits, dcase2013, esc50, esc50_group, hmd
                              stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import ensure_embedded, open_embedded
 from .pretrain import add_field_flags
-from .trainer import (CPU_BF16_REFUSED, DEVICES, PRECISIONS, check_field_names, DistEnv, LRSchedule, NonFiniteLossError, ShardedSampler, _f, _gather,
-                                _unwrap, atomic_save, env_world_size, latest_checkpoint, load_backbones, load_checkpoint,
-                                param_digest, remove_stale_tmp, resolve_precision, rng_state, save_checkpoint, seed_everything,
-                                set_rng_state, setup_distributed, worker_init_fn)
+from .trainer import (CPU_BF16_REFUSED, DEVICES, PRECISIONS, check_field_names, DistEnv, LRSchedule,
+                                NonFiniteLossError, ShardedSampler, _f, _gather, _unwrap, atomic_save, env_world_size,
+                                latest_checkpoint, load_backbones, load_checkpoint, param_digest, remove_stale_tmp,
+                                resolve_precision, rng_state, save_checkpoint, seed_everything, set_rng_state,
+                                setup_distributed, worker_init_fn)
 
 # %% auto #0
 __all__ = ['FINETUNE_PRESETS', 'FINETUNE_DATASETS', 'FT_OPTIMIZERS', 'AUGMENTS', 'POOLS', 'MODALITIES', 'FT_RESUME_MAY_CHANGE',

@@ -7,8 +7,9 @@
 Trains the `cpu` preset with the given `TrainConfig` overrides (JSON; "aug" holds extra `VideoAugment` arguments, e.g.
 '{"aug": {"blur_p": 0.0, "max_cutout": 0}}'), then scores the backbones' features of the embedded set's **validation**
 clips against its training clips: a 5-NN vote and a logistic regression on standardised features (C=0.1), 2 clips per
-file. `--layers` also scores the last two stages' maps (conv4x, conv5x), each average- and max-pooled. The test split is never read, so variants can be compared and chosen here. Figures: README, "What we found about
-the video side". Nothing is asserted.
+file. `--layers` also scores the last two stages' maps (conv4x, conv5x), each average- and max-pooled. The test split
+is never read, so variants can be compared and chosen here. Figures: README, "What we found about the video side".
+Nothing is asserted.
 """
 import argparse, json, time
 from pathlib import Path
