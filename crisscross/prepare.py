@@ -32,12 +32,13 @@ COPY_SUFFIXES = (".txt", ".csv", ".json")
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    "How a training copy is encoded: video short side and frame rate, keyframe spacing, audio rate, quality."
+    "How a training copy is encoded: video short side and frame rate, keyframe spacing, audio rate, quality, decoding speed."
     short_side: int = 128
     fps: int = 16
     gop: int = 16
     audio_rate: int = 16000
     crf: int = 23
+    fast_decode: bool = True
 
     def __post_init__(self):
         if self.short_side < 16 or self.short_side % 2:
@@ -126,7 +127,8 @@ def _open_output(path, size, settings, has_audio, tag):
     out.metadata["comment"] = json.dumps(tag)
     vs = out.add_stream("libx264", rate=settings.fps, options={
         "preset": "veryfast", "crf": str(settings.crf), "threads": "1",
-        "x264-params": f"keyint={settings.gop}:min-keyint={settings.gop}:scenecut=0:bframes=0"})
+        "x264-params": f"keyint={settings.gop}:min-keyint={settings.gop}:scenecut=0:bframes=0",
+        **({"tune": "fastdecode"} if settings.fast_decode else {})})
     vs.width, vs.height, vs.pix_fmt = *size, "yuv420p"
     vs.codec_context.gop_size = settings.gop
     audio = None
@@ -429,10 +431,10 @@ def _copy_if_changed(src: Path, dst: Path) -> bool:
 
 def prepare_collection(src_root, dst_root, short_side: int = 128, fps: int = 16, gop: int = 16, audio_rate: int = 16000,
                        crf: int = 23, workers: int | None = None, suffixes=VIDEO_SUFFIXES, copy_suffixes=COPY_SUFFIXES,
-                       progress: bool = True) -> PrepareReport:
+                       progress: bool = True, fast_decode: bool = True) -> PrepareReport:
     "Make a training copy of the video collection under `src_root` in `dst_root`, mirroring its folder tree."
     start = time.perf_counter()
-    settings = PrepareSettings(short_side, fps, gop, audio_rate, crf)
+    settings = PrepareSettings(short_side, fps, gop, audio_rate, crf, fast_decode)
     plan = plan_collection(src_root, dst_root, suffixes, copy_suffixes)
     dst_root = check_roots(src_root, dst_root)[1]
     report = PrepareReport(failed=list(plan.clashes), ignored=plan.ignored)
@@ -471,11 +473,14 @@ def main(argv: list | None = None) -> int:
     p.add_argument("--gop", type=int, default=16, help="frames between keyframes (default 16)")
     p.add_argument("--audio-rate", type=int, default=16000, help="audio sample rate, mono (default 16000)")
     p.add_argument("--crf", type=int, default=23, help="x264 quality, lower is better (default 23)")
+    p.add_argument("--no-fast-decode", dest="fast_decode", action="store_false",
+                   help="without x264's fastdecode tuning: files about 10%% smaller, about 30%% slower to decode")
     p.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     try:
-        report = prepare_collection(a.src, a.dst, a.short_side, a.fps, a.gop, a.audio_rate, a.crf, a.workers, progress=not a.quiet)
+        report = prepare_collection(a.src, a.dst, a.short_side, a.fps, a.gop, a.audio_rate, a.crf, a.workers, progress=not a.quiet,
+                                    fast_decode=a.fast_decode)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr); return 2
     print(report.summary())

@@ -5,7 +5,7 @@
 Measures `crisscross.data.PretrainViews` (decode the span covering all four windows once, augment each view as tensors,
 log-mel) on: the embedded data set, raw 640x360 30 fps H.264 clips (keyframes 250 frames apart, some grain in the
 picture), and the same clips prepared by `crisscross.prepare` (short side 128, 16 fps, a keyframe every `--gop` frames (16),
-16 kHz mono). Each sample is two views of 8x112x112 video and 2 s of audio, 'mild' relaxation, augmentation on.
+16 kHz mono), once as it does by default (x264's `fastdecode` tuning) and once with `fast_decode=False`. Each sample is two views of 8x112x112 video and 2 s of audio, 'mild' relaxation, augmentation on.
 The naive baseline decodes each of the four windows separately and augments frame by frame with PIL, as the official
 code did. "decode" is PretrainViews with its transforms taken out (one `read_span` per sample, the four windows cut
 out): the most that ours could reach.
@@ -98,11 +98,13 @@ def measure(work: Path, seconds, clips, samples, rounds, gop=16):
     raw = work / "raw"
     for i in range(clips): write_test_video(raw / f"clip{i}.mp4", seconds=seconds, size=(640, 360), fps=30, seed=i, grain=6)
     prepare_collection(raw, work / "prepared", short_side=128, fps=16, gop=gop, workers=2, progress=False)
+    prepare_collection(raw, work / "prepared-cabac", short_side=128, fps=16, gop=gop, workers=2, progress=False, fast_decode=False)
     embedded = ensure_embedded(work / "embedded", SyntheticConfig(n_classes=4, clips_per_class=3, val_per_class=1, test_per_class=1),
                                progress=False)
     sets = {"embedded (128p, 16 fps)": sorted(embedded.rglob("*.mp4")),
             "raw 640x360 30 fps H.264": sorted(raw.rglob("*.mp4")),
-            f"prepared 128p 16 fps gop {gop}": sorted((work / "prepared").rglob("*.mp4"))}
+            f"prepared 128p 16 fps gop {gop}": sorted((work / "prepared").rglob("*.mp4")),
+            "  the same, fast_decode=False": sorted((work / "prepared-cabac").rglob("*.mp4"))}
     print(f"two-view samples per second of CPU time, one thread (8x112x112 video + 2 s audio per view, 'mild' relaxation, "
           f"augmentation on); median of {rounds} rounds of {samples} samples (naive: {max(samples // 4, 5)})")
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the start; "
