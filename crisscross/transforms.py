@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torchaudio.functional import melscale_fbanks
 
 # %% auto #0
-__all__ = ['AudioEval', 'IMAGENET_MEAN', 'IMAGENET_STD', 'LogMelConfig', 'LogMel', 'VideoParams', 'sample_crop_boxes',
-           'resize_box', 'crop_resize_flip', 'adjust_hue', 'hue_matrix', 'color_matrix', 'color_jitter',
-           'gaussian_kernels', 'gaussian_blur', 'normalize_video', 'VideoAugment', 'denormalize_video', 'AudioParams',
-           'stretch_time', 'AudioAugment', 'VideoEval']
+__all__ = ['AudioEval', 'IMAGENET_MEAN', 'IMAGENET_STD', 'BLUR_CHUNK', 'LogMelConfig', 'LogMel', 'VideoParams',
+           'sample_crop_boxes', 'resize_box', 'crop_resize_flip', 'adjust_hue', 'hue_matrix', 'color_matrix',
+           'color_jitter', 'gaussian_kernels', 'gaussian_blur', 'normalize_video', 'VideoAugment', 'denormalize_video',
+           'AudioParams', 'stretch_time', 'AudioAugment', 'VideoEval']
 
 # %% ../nbs/04_transforms.ipynb #5e857a5e
 @dataclass(frozen=True)
@@ -234,18 +234,30 @@ def gaussian_kernels(sigma: torch.Tensor, radius: int | None = None) -> torch.Te
     k = torch.where((x.abs() <= reach[:, None]) & (k >= 1e-20), k, 0.0)  # (no subnormal taps: they are slow)
     return k / k.sum(1, keepdim=True)
 
-def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int | None = None) -> torch.Tensor:
-    "Blur images `x` (n, ..., H, W) with a separable Gaussian of per-item `sigma` (n,) out to ceil(3 sigma), reflecting at the borders."
-    n, shape, (H, W) = x.shape[0], x.shape, x.shape[-2:]
-    k = gaussian_kernels(sigma.to(device=x.device, dtype=x.dtype), radius)
-    r = k.shape[1] // 2
-    w = k.view(n, *[1] * (x.ndim - 1), -1)                     # (n, 1, ..., 1, taps): per-item weights, broadcast
-    p = F.pad(x.reshape(n, -1, H, W), (r, r, r, r), mode="reflect").view(*shape[:-2], H + 2 * r, W + 2 * r)
+BLUR_CHUNK = 2 ** 17  # padded values blurred at a time on CPU (512 KB of float32): the passes then stay in a core's cache
+
+def _blur_planes(x: torch.Tensor, w: torch.Tensor, r: int) -> torch.Tensor:
+    "Blur planes `x` (n, P, H, W) with the symmetric per-item kernels `w` (n, 1, 1, 1, taps) of radius `r`."
+    H, W = x.shape[-2:]
+    p = F.pad(x, (r, r, r, r), mode="reflect")
     rows = p[..., r:r + W] * w[..., r]                          # along width: the kernel is symmetric, so each pair of
     for j in range(1, r + 1): rows.addcmul_(p[..., r - j:r - j + W] + p[..., r + j:r + j + W], w[..., r + j])  # taps is 2 passes
     out = rows[..., r:r + H, :] * w[..., r]                     # along height
     for j in range(1, r + 1): out.addcmul_(rows[..., r - j:r - j + H, :] + rows[..., r + j:r + j + H, :], w[..., r + j])
     return out
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int | None = None) -> torch.Tensor:
+    "Blur images `x` (n, ..., H, W) with a separable Gaussian of per-item `sigma` (n,) out to ceil(3 sigma), reflecting at the borders."
+    n, shape, (H, W) = x.shape[0], x.shape, x.shape[-2:]
+    k = gaussian_kernels(sigma.to(device=x.device, dtype=x.dtype), radius)
+    r = k.shape[1] // 2
+    w = k.view(n, 1, 1, 1, -1)                                  # per-item weights, broadcast over planes, rows, columns
+    planes = x.reshape(n, -1, H, W)
+    step = planes.shape[1] if x.device.type != "cpu" else max(1, BLUR_CHUNK // (n * (H + 2 * r) * (W + 2 * r)))
+    if step >= planes.shape[1]: return _blur_planes(planes, w, r).view(shape)
+    out = torch.empty_like(planes)                              # a few planes at a time: 2x faster on CPU than all at once
+    for i in range(0, planes.shape[1], step): out[:, i:i + step] = _blur_planes(planes[:, i:i + step], w, r)
+    return out.view(shape)
 
 # %% ../nbs/04_transforms.ipynb #34f5feb4
 def _video_batch(video: torch.Tensor) -> tuple:
