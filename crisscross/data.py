@@ -407,10 +407,9 @@ class PretrainViews(Dataset):
         video_range = (it.start + min(w.v1[0], w.v2[0]), it.start + max(w.v1[1], w.v2[1]))  # decode frames only there
         span = read_span(it.path, it.start + start, it.start + end, fps=self.fps, audio_rate=self.audio_rate,
                          need_audio=self.missing_audio == "skip", info=info, video_range=video_range, short_side=self.short_side)
-        out = {}
-        for name in ("v1", "v2"):
-            s, e = getattr(w, name)
-            out[name] = self.video_augment(span.video(it.start + s, it.start + e, self.frames), generator=g)
+        out, clips = {}, [span.video(it.start + s, it.start + e, self.frames) for s, e in (w.v1, w.v2)]
+        if isinstance(self.video_augment, VideoAugment): out["v1"], out["v2"] = self.video_augment(torch.stack(clips), generator=g)
+        else: out["v1"], out["v2"] = (self.video_augment(c, generator=g) for c in clips)  # one view at a time, as the audio
         mels = self.log_mel(torch.stack([span.audio(it.start + s, it.start + e) for s, e in (w.a1, w.a2)]))  # one STFT call
         if isinstance(self.audio_augment, AudioAugment): out["a1"], out["a2"] = self.audio_augment(mels, generator=g)
         else: out["a1"], out["a2"] = (self.audio_augment(m, generator=g) for m in mels)  # a callable of one view at a time
