@@ -1,10 +1,10 @@
 """Benchmark: two-view training samples per second per worker (one core), ours against a naive baseline.
 
-    .venv/bin/python tests/benchmark_data.py [--seconds 10] [--clips 4] [--samples 40] [--rounds 3] [--gop 16]
+    .venv/bin/python tests/benchmark_data.py [--seconds 10] [--clips 4] [--samples 40] [--rounds 3] [--gop 8]
 
 Measures `crisscross.data.PretrainViews` (decode the span covering all four windows once, augment each view as tensors,
 log-mel) on: the embedded data set, raw 640x360 30 fps H.264 clips (keyframes 250 frames apart, some grain in the
-picture), and the same clips prepared by `crisscross.prepare` (short side 128, 16 fps, a keyframe every `--gop` frames (16),
+picture), and the same clips prepared by `crisscross.prepare` (short side 128, 16 fps, a keyframe every `--gop` frames (8),
 16 kHz mono), once as it does by default (x264's `fastdecode` tuning) and once with `fast_decode=False`. Each sample is two views of 8x112x112 video and 2 s of audio, 'mild' relaxation, augmentation on.
 The naive baseline decodes each of the four windows separately and augments frame by frame with PIL, as the official
 code did. "decode" is PretrainViews with its transforms taken out (one `read_span` per sample, the four windows cut
@@ -88,12 +88,12 @@ def rates(dataset, start, n):
     return n / (time.process_time() - c0), n / (time.perf_counter() - t0)
 
 
-def main(seconds=10.0, clips=4, samples=40, rounds=3, gop=16):
+def main(seconds=10.0, clips=4, samples=40, rounds=3, gop=8):
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="crisscross-bench-") as work: measure(Path(work), seconds, clips, samples, rounds, gop)
 
 
-def measure(work: Path, seconds, clips, samples, rounds, gop=16):
+def measure(work: Path, seconds, clips, samples, rounds, gop=8):
     "Write the clips under `work`, prepare them, and print the table."
     raw = work / "raw"
     for i in range(clips): write_test_video(raw / f"clip{i}.mp4", seconds=seconds, size=(640, 360), fps=30, seed=i, grain=6)
@@ -134,6 +134,6 @@ if __name__ == "__main__":
     ap.add_argument("--clips", type=int, default=4, help="raw clips (each also prepared)")
     ap.add_argument("--samples", type=int, default=40, help="samples per round for ours and decode (a quarter for naive)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds; each figure is the median over them")
-    ap.add_argument("--gop", type=int, default=16, help="keyframe interval of the prepared copies (frames)")
+    ap.add_argument("--gop", type=int, default=8, help="keyframe interval of the prepared copies (frames)")
     a = ap.parse_args()
     main(a.seconds, a.clips, a.samples, a.rounds, a.gop)

@@ -94,7 +94,7 @@ def test_outputs_decode_as_prepared(prepared, name, size, seconds, audio):
     facts = stream_facts(prepared[1] / name)
     assert facts["size"] == size and facts["fps"] == 16
     assert abs(facts["frames"] - seconds * 16) <= 1  # within a frame: the AVI's timestamps run to 3.033 s
-    assert facts["keys"] == list(range(0, facts["frames"], 16))  # a keyframe every 16 frames, none elsewhere
+    assert facts["keys"] == list(range(0, facts["frames"], 8))  # a keyframe every 8 frames, none elsewhere
     if audio:
         rate, channels, length = facts["audio"]
         assert (rate, channels) == (16000, 1) and abs(length - seconds) < 0.1
