@@ -7,7 +7,13 @@ log-mel) on: the embedded data set, raw 640x360 30 fps H.264 clips (keyframes 25
 picture), and the same clips prepared by `crisscross.prepare` (short side 128, 16 fps, a keyframe every `--gop` frames (8),
 16 kHz mono), once as it does by default (x264's `fastdecode` tuning) and once with `fast_decode=False`. Each sample is two views of 8x112x112 video and 2 s of audio, 'mild' relaxation, augmentation on.
 The naive baseline decodes each of the four windows separately and augments frame by frame with PIL, as the official
-code did. "decode" is PretrainViews with its transforms taken out (one `read_span` per sample, the four windows cut
+code did.
+
+Machines differ, and so does one machine from hour to hour (a shared host: the same code and files have measured
+anywhere from 55 to 105 here). So each row also times a fixed yardstick, interleaved with it: the two-view span of
+issue 3 (12 frames at 16 fps and 3 s of 16 kHz audio) read from a copy at short side 128, 16 fps, a keyframe every 16
+frames, without `fastdecode`, which the issue measured at about 159 per second on one core. "at 159" scales ours to a
+machine that reads the yardstick at 159 per second. "decode" is PretrainViews with its transforms taken out (one `read_span` per sample, the four windows cut
 out): the most that ours could reach.
 
 Rates are samples per second of this process's CPU time, on one thread (`torch.set_num_threads(1)`, one decoder
@@ -25,7 +31,7 @@ from PIL import Image, ImageFilter
 import torchvision.transforms.functional as TF
 
 from crisscross.data import Item, PretrainViews, index_media
-from crisscross.media import read_audio, read_span, write_test_video
+from crisscross.media import probe, read_audio, read_span, write_test_video
 from crisscross.prepare import prepare_collection
 from crisscross.samplers import sample_windows
 from crisscross.synthetic import SyntheticConfig, ensure_embedded
@@ -70,6 +76,21 @@ class NaiveViews:
         return out
 
 
+class ReferenceSpans:
+    "The yardstick: the two-view span of issue 3 (3 s of sound, 12 frames at 16 fps in its middle), at random starts."
+    def __init__(self, paths):
+        self.paths = [str(p) for p in paths]
+        self.infos = {p: probe(p) for p in self.paths}
+
+    def __getitem__(self, i):
+        path = self.paths[i % len(self.paths)]
+        start = np.random.default_rng(i).uniform(0, self.infos[path].duration - 3.0)
+        return read_span(path, start, start + 3.0, info=self.infos[path], short_side=128, video_range=(start + 1.125, start + 1.875)).frames
+
+
+REFERENCE_RATE = 159.0  # yardstick spans per second on one core, as issue 3 measured them
+
+
 def unchanged(x, generator=None): return x
 
 
@@ -99,6 +120,8 @@ def measure(work: Path, seconds, clips, samples, rounds, gop=8):
     for i in range(clips): write_test_video(raw / f"clip{i}.mp4", seconds=seconds, size=(640, 360), fps=30, seed=i, grain=6)
     prepare_collection(raw, work / "prepared", short_side=128, fps=16, gop=gop, workers=2, progress=False)
     prepare_collection(raw, work / "prepared-cabac", short_side=128, fps=16, gop=gop, workers=2, progress=False, fast_decode=False)
+    prepare_collection(raw, work / "reference", short_side=128, fps=16, gop=16, workers=2, progress=False, fast_decode=False)
+    reference = ReferenceSpans(sorted((work / "reference").rglob("*.mp4")))
     embedded = ensure_embedded(work / "embedded", SyntheticConfig(n_classes=4, clips_per_class=3, val_per_class=1, test_per_class=1),
                                progress=False)
     sets = {"embedded (128p, 16 fps)": sorted(embedded.rglob("*.mp4")),
@@ -109,12 +132,13 @@ def measure(work: Path, seconds, clips, samples, rounds, gop=8):
           f"augmentation on); median of {rounds} rounds of {samples} samples (naive: {max(samples // 4, 5)})")
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the start; "
           f"torch threads {torch.get_num_threads()}")
-    print(f"{'files':30s} {'decode':>7s} {'ours':>7s} {'naive':>7s} {'ours/naive':>10s} {'ours/decode':>11s}   wall: ours, naive")
+    print(f"{'files':30s} {'decode':>7s} {'ours':>7s} {'naive':>7s} {'ours/naive':>10s} {'ours/decode':>11s} {'yardstick':>9s} "
+          f"{'ours at 159':>11s}   wall: ours, naive")
     for name, paths in sets.items():
         items = [Item(str(p)) for p in paths]
         runs = {"decode": decode_only(items, samples * rounds),
                 "ours": PretrainViews(items, "mild", clips_per_video=samples * rounds, frames=8, size=112, audio_seconds=2.0, progress=False),
-                "naive": NaiveViews(items)}
+                "naive": NaiveViews(items), "yardstick": reference}
         for ds in runs.values(): ds[0]                                   # warm up (opens, caches)
         got = {k: [] for k in runs}
         for r in range(rounds):
@@ -124,7 +148,8 @@ def measure(work: Path, seconds, clips, samples, rounds, gop=8):
         cpu = {k: statistics.median(c for c, _ in v) for k, v in got.items()}
         wall = {k: statistics.median(w for _, w in v) for k, v in got.items()}
         print(f"{name:30s} {cpu['decode']:7.1f} {cpu['ours']:7.1f} {cpu['naive']:7.1f} {cpu['ours'] / cpu['naive']:9.1f}x "
-              f"{cpu['ours'] / cpu['decode']:10.2f}   {wall['ours']:5.1f}, {wall['naive']:5.1f}")
+              f"{cpu['ours'] / cpu['decode']:10.2f} {cpu['yardstick']:9.1f} {cpu['ours'] * REFERENCE_RATE / cpu['yardstick']:11.1f}"
+              f"   {wall['ours']:5.1f}, {wall['naive']:5.1f}")
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
