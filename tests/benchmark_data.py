@@ -5,20 +5,20 @@
 Measures `crisscross.data.PretrainViews` (decode the span covering all four windows once, augment each view as tensors,
 log-mel) on: the embedded data set, raw 640x360 30 fps H.264 clips (keyframes 250 frames apart, some grain in the
 picture), and the same clips prepared by `crisscross.prepare` (short side 128, 16 fps, a keyframe every `--gop` frames (8),
-16 kHz mono), once as it does by default (x264's `fastdecode` tuning) and once with `fast_decode=False`. Each sample is two views of 8x112x112 video and 2 s of audio, 'mild' relaxation, augmentation on.
-The naive baseline decodes each of the four windows separately and augments frame by frame with PIL, as the official
-code did.
+16 kHz mono), once as it does by default (x264's `fastdecode` tuning) and once with `fast_decode=False`. Each sample is
+two views of 8x112x112 video and 2 s of audio, 'mild' relaxation, augmentation on. The naive baseline decodes each of
+the four windows separately and augments frame by frame with PIL, as the official code did. "decode" is PretrainViews
+with its transforms taken out (one `read_span` per sample, the four windows cut out): the most that ours could reach.
 
 Machines differ, and so does one machine from hour to hour (a shared host: the same code and files have measured
 anywhere from 55 to 105 here). So each row also times a fixed yardstick, interleaved with it: the two-view span of
 issue 3 (12 frames at 16 fps and 3 s of 16 kHz audio) read from a copy at short side 128, 16 fps, a keyframe every 16
-frames, without `fastdecode`, which the issue measured at about 159 per second on one core. "at 159" scales ours to a
-machine that reads the yardstick at 159 per second. "decode" is PretrainViews with its transforms taken out (one `read_span` per sample, the four windows cut
-out): the most that ours could reach.
+frames, without `fastdecode`, which the issue measured at about 159 per second on one core. "ours at 159" scales ours
+to a machine that reads the yardstick at 159 per second.
 
 Rates are samples per second of this process's CPU time, on one thread (`torch.set_num_threads(1)`, one decoder
 thread): what one data-loader worker delivers per core, and much less disturbed than wall time when other work
-shares the machine. Wall-clock rates are printed too. The three run alternately in rounds and each figure is the
+shares the machine. Wall-clock rates are printed too. They run alternately in rounds and each figure is the
 median over the rounds, so that load elsewhere hits all of them alike; ratios are taken within the run. Not a test:
 nothing is asserted.
 """
@@ -85,7 +85,8 @@ class ReferenceSpans:
     def __getitem__(self, i):
         path = self.paths[i % len(self.paths)]
         start = np.random.default_rng(i).uniform(0, self.infos[path].duration - 3.0)
-        return read_span(path, start, start + 3.0, info=self.infos[path], short_side=128, video_range=(start + 1.125, start + 1.875)).frames
+        return read_span(path, start, start + 3.0, info=self.infos[path], short_side=128,
+                         video_range=(start + 1.125, start + 1.875)).frames
 
 
 REFERENCE_RATE = 159.0  # yardstick spans per second on one core, as issue 3 measured them
