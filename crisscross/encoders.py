@@ -11,8 +11,8 @@ from torch import nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['STAGES', 'VIEWS', 'count_parameters', 'VideoBlock', 'Backbone', 'r2plus1d_18', 'AudioBlock', 'audio_resnet18',
-           'Projector', 'Predictor', 'CrissCross']
+__all__ = ['STAGES', 'VIEWS', 'count_parameters', 'VideoBlock', 'ClipStandardize', 'Backbone', 'r2plus1d_18', 'AudioBlock',
+           'audio_resnet18', 'Projector', 'Predictor', 'CrissCross']
 
 # %% ../nbs/00_encoders.ipynb #17d15ea6
 def count_parameters(module: nn.Module) -> int:
@@ -59,30 +59,43 @@ class VideoBlock(nn.Module):
 # %% ../nbs/00_encoders.ipynb #2577847a
 STAGES = ("conv2x", "conv3x", "conv4x", "conv5x")
 
+class ClipStandardize(nn.Module):
+    "Each clip (or spectrogram) of a batch minus its own mean, divided by its own standard deviation (+ `eps`)."
+    def __init__(self, eps: float = 1e-3):
+        super().__init__(); self.eps = eps
+
+    def forward(self, x):
+        dims = tuple(range(1, x.ndim))
+        std, mean = torch.std_mean(x, dim=dims, keepdim=True)
+        return (x - mean) / (std + self.eps)
+
+    def extra_repr(self) -> str: return f"eps={self.eps}"
+
 class Backbone(nn.Module):
-    "A stem, four residual stages and a global pool; `forward` gives (B, out_dim), `feature_maps` each stage."
-    def __init__(self, stem: nn.Module, stages: list, out_dim: int, pool: str = "avg"):
+    "An optional input standardisation, a stem, four residual stages and a global pool; `forward` gives (B, out_dim)."
+    def __init__(self, stem: nn.Module, stages: list, out_dim: int, pool: str = "avg", clip_norm: bool = False):
         super().__init__()
         if pool not in ("avg", "max"): raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
-        self.stem, self.pool, self.out_dim = stem, pool, out_dim
+        self.stem, self.pool, self.out_dim, self.clip_norm = stem, pool, out_dim, bool(clip_norm)
+        self.input_norm = ClipStandardize() if clip_norm else nn.Identity()
         self.stages = nn.ModuleDict(dict(zip(STAGES, stages)))
         _init_weights(self)
 
     def feature_maps(self, x) -> dict:
         "Outputs of the stem (`conv1`) and of each stage, keyed `conv1`, `conv2x`..`conv5x`."
-        maps = {"conv1": self.stem(x)}
+        maps = {"conv1": self.stem(self.input_norm(x))}
         h = maps["conv1"]
         for name, stage in self.stages.items(): maps[name] = h = stage(h)
         return maps
 
     def forward(self, x):
-        h = self.stem(x)
+        h = self.stem(self.input_norm(x))
         for stage in self.stages.values(): h = stage(h)
         return h.flatten(2).amax(-1) if self.pool == "max" else h.flatten(2).mean(-1)
 
 # %% ../nbs/00_encoders.ipynb #75dfbdcb
-def r2plus1d_18(width: int = 64, depth=2, pool: str = "avg") -> Backbone:
-    "R(2+1)D-18 video backbone (AVID variant): (B, 3, T, H, W) -> (B, 8*width)."
+def r2plus1d_18(width: int = 64, depth=2, pool: str = "avg", clip_norm: bool = False) -> Backbone:
+    "R(2+1)D-18 video backbone (AVID variant): (B, 3, T, H, W) -> (B, 8*width); `clip_norm` standardises each clip first."
     depth = _check_shape(width, depth)
     stem = nn.Sequential(
         nn.Conv3d(3, width, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
@@ -94,7 +107,7 @@ def r2plus1d_18(width: int = 64, depth=2, pool: str = "avg") -> Backbone:
         stages.append(nn.Sequential(*[VideoBlock(in_ch if b == 0 else out_ch, out_ch, (1 if i == 0 else 2) if b == 0 else 1)
                                       for b in range(blocks)]))
         in_ch = out_ch
-    return Backbone(stem, stages, out_dim=in_ch, pool=pool)
+    return Backbone(stem, stages, out_dim=in_ch, pool=pool, clip_norm=clip_norm)
 
 # %% ../nbs/00_encoders.ipynb #06e9f186
 class AudioBlock(nn.Module):

@@ -48,6 +48,7 @@ class FinetuneConfig:
     modality: str = _f("auto", "which backbone: video, audio, or auto (the data set's own: video for UCF101/HMDB51, audio for ESC-50/DCASE)")
     width: int = _f(64, "backbone width when checkpoint='random' (a checkpoint brings its own shape)")
     depth: int = _f(2, "residual blocks per stage when checkpoint='random'")
+    video_clip_norm: bool = _f(False, "when checkpoint='random': a video backbone that standardises each clip first (see crisscross.encoders)")
     pool: str = _f("max", "global pooling of conv5x before the head: max (official fine-tuning) or avg (as in pretraining)")
     dropout: float = _f(0.5, "dropout before the linear head (our choice)")
     # data
@@ -94,7 +95,7 @@ FINETUNE_PRESETS = {
     "paper": {},  # the FinetuneConfig defaults are the paper's
     "paper_32f": dict(frames=32, batch_size=16, lr=2.5e-3, eval_batch_size=2),
     "paper_dcase": dict(dataset="dcase2013", audio_seconds=1.0, test_clips=60),
-    "cpu": dict(dataset="embedded", width=16, depth=1, frames=8, size=64, audio_seconds=1.0, batch_size=16, eval_batch_size=8,
+    "cpu": dict(dataset="embedded", width=16, depth=1, video_clip_norm=True, frames=8, size=64, audio_seconds=1.0, batch_size=16, eval_batch_size=8,
                 epochs=10, val_clips=3, num_workers=2),
     "tiny": dict(dataset="embedded", width=4, depth=1, frames=4, size=16, audio_seconds=0.2, batch_size=4, eval_batch_size=4,
                  epochs=2, warmup_epochs=0.5, lr=5e-2, val_clips=2, test_clips=3, num_workers=0, cpu_threads=1,
@@ -241,13 +242,15 @@ class Classifier(nn.Module):
     def forward(self, x): return self.head(self.dropout(self.backbone(x)))
 
 def backbone_shape(backbone: Backbone) -> dict:
-    "The constructor arguments (width, depth per stage) of a crisscross backbone."
-    return dict(width=backbone.stem[0].out_channels, depth=tuple(len(s) for s in backbone.stages.values()))
+    "The constructor arguments (width, depth per stage, and `clip_norm` where it is on) of a crisscross backbone."
+    shape = dict(width=backbone.stem[0].out_channels, depth=tuple(len(s) for s in backbone.stages.values()))
+    return {**shape, "clip_norm": True} if backbone.clip_norm else shape
 
 def build_backbone(cfg: FinetuneConfig, modality: str) -> Backbone:
     "The `modality` backbone of `cfg.checkpoint`, or a random one of `cfg.width` x `cfg.depth`, pooling with `cfg.pool`."
     if cfg.checkpoint == "random":
-        net = (r2plus1d_18 if modality == "video" else audio_resnet18)(width=cfg.width, depth=cfg.depth)
+        net = (r2plus1d_18(width=cfg.width, depth=cfg.depth, clip_norm=cfg.video_clip_norm) if modality == "video"
+               else audio_resnet18(width=cfg.width, depth=cfg.depth))
     else:
         video, audio = load_backbones(Path(cfg.checkpoint).expanduser())
         net = video if modality == "video" else audio

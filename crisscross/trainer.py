@@ -32,11 +32,11 @@ from .synthetic import ensure_embedded, open_embedded
 __all__ = ['PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED', 'DEVICES', 'CKPT_RE', 'RESUME_MAY_CHANGE',
            'TrainConfig', 'check_field_names', 'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews',
            'DatasetEntry', 'make_dataset', 'env_world_size', 'resolve_precision', 'check_config', 'ShardedSampler',
-           'worker_init_fn', 'seed_everything', 'rng_state', 'set_rng_state', 'LARC', 'build_model', 'param_groups',
-           'build_optimizer', 'warmup_cosine', 'LRSchedule', 'atomic_save', 'list_checkpoints', 'latest_checkpoint',
-           'save_checkpoint', 'load_checkpoint', 'remove_stale_tmp', 'DistEnv', 'setup_distributed', 'z_spread',
-           'backbone_args', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest',
-           'pack_step_log', 'unpack_step_log', 'train', 'PoisonedViews']
+           'worker_init_fn', 'seed_everything', 'rng_state', 'set_rng_state', 'LARC', 'backbone_args', 'build_model',
+           'param_groups', 'build_optimizer', 'warmup_cosine', 'LRSchedule', 'atomic_save', 'list_checkpoints',
+           'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'remove_stale_tmp', 'DistEnv',
+           'setup_distributed', 'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views',
+           'param_digest', 'pack_step_log', 'unpack_step_log', 'train', 'PoisonedViews']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 def _f(default, help: str):
@@ -51,6 +51,7 @@ class TrainConfig:
     depth: int = _f(2, "residual blocks per backbone stage")
     proj_dim: int = _f(2048, "projector width (dimension of z and p)")
     pred_hidden: int = _f(512, "predictor bottleneck width")
+    video_clip_norm: bool = _f(False, "standardise each video clip by its own mean and std before the video backbone (not in the paper)")
     # inputs: the data set is built from these
     frames: int = _f(8, "video frames per view")
     size: int = _f(112, "video crop size (pixels)")
@@ -108,7 +109,7 @@ class TrainConfig:
 # %% ../nbs/06_trainer.ipynb #ff35c6b6
 PRESETS = {
     "paper": {},  # the TrainConfig defaults are the paper's
-    "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
+    "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, video_clip_norm=True, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
                 audio_seconds=1.0, lr=1e-3, clips_per_video=2,
                 batch_size=32, epochs=15, warmup_epochs=1.0, num_workers=2, ckpt_every=200, random_clips=512, backbones_every=1),
     "tiny": dict(width=4, depth=1, proj_dim=32, pred_hidden=16, frames=4, size=16, audio_seconds=0.2,
@@ -400,9 +401,15 @@ class LARC:
             for group, wd in zip(self.param_groups, saved): group["weight_decay"] = wd
 
 # %% ../nbs/06_trainer.ipynb #520d180c
+def backbone_args(cfg: TrainConfig, modality: str) -> dict:
+    "Constructor arguments of the `modality` ('video' or 'audio') backbone."
+    if modality not in ("video", "audio"): raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
+    clip_norm = dict(clip_norm=True) if modality == "video" and cfg.video_clip_norm else {}
+    return dict(width=cfg.width, depth=cfg.depth, **clip_norm)
+
 def build_model(cfg: TrainConfig) -> CrissCross:
     "The CrissCross model `cfg` describes."
-    return CrissCross(r2plus1d_18(width=cfg.width, depth=cfg.depth), audio_resnet18(width=cfg.width, depth=cfg.depth),
+    return CrissCross(r2plus1d_18(**backbone_args(cfg, "video")), audio_resnet18(**backbone_args(cfg, "audio")),
                       proj_dim=cfg.proj_dim, pred_hidden=cfg.pred_hidden)
 
 def param_groups(model: CrissCross, cfg: TrainConfig) -> list:
@@ -536,23 +543,19 @@ def z_spread(z: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/06_trainer.ipynb #58b58859
 def _unwrap(model: nn.Module) -> nn.Module: return model.module if isinstance(model, DistributedDataParallel) else model
 
-def backbone_args(cfg: TrainConfig) -> dict:
-    "Constructor arguments of both backbones."
-    return dict(width=cfg.width, depth=cfg.depth)
-
 def export_backbones(model: nn.Module, cfg: TrainConfig, path) -> Path:
     "Write the video and audio backbones (state dicts + constructor arguments) to `path` for evaluation."
     m = _unwrap(model)
-    return atomic_save(dict(video=m.video.state_dict(), audio=m.audio.state_dict(), video_args=backbone_args(cfg),
-                            audio_args=backbone_args(cfg), config=asdict(cfg), version=crisscross.__version__), path)
+    return atomic_save(dict(video=m.video.state_dict(), audio=m.audio.state_dict(), video_args=backbone_args(cfg, "video"),
+                            audio_args=backbone_args(cfg, "audio"), config=asdict(cfg), version=crisscross.__version__), path)
 
 def load_backbones(path, map_location="cpu") -> tuple:
     "Rebuild (video, audio) backbones, in eval mode, from `backbones.pt` or a training checkpoint."
     state = load_checkpoint(path, map_location)
     if "model" in state:
-        args = backbone_args(config_from_dict(state["config"]))
+        cfg = config_from_dict(state["config"])
         split = lambda prefix: {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
-        state = dict(video=split("video."), audio=split("audio."), video_args=args, audio_args=args)
+        state = dict(video=split("video."), audio=split("audio."), video_args=backbone_args(cfg, "video"), audio_args=backbone_args(cfg, "audio"))
     video, audio = r2plus1d_18(**state["video_args"]), audio_resnet18(**state["audio_args"])
     video.load_state_dict(state["video"]); audio.load_state_dict(state["audio"])
     return video.eval(), audio.eval()
