@@ -23,10 +23,10 @@ from .transforms import LogMel, LogMelConfig, VideoAugment, AudioAugment, VideoE
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'AUDIO_SUFFIXES', 'KINETICS_SOUND_CLASSES', 'DCASE2013_CLASSES', 'INDEX_NAME', 'INDEX_VERSION',
-           'Item', 'video_folder', 'class_folders', 'kinetics', 'kinetics_sound', 'audioset', 'ucf101', 'hmdb51',
-           'esc50', 'dcase2013', 'labelled_csv', 'stratified_split', 'validation_split', 'ucf101_group', 'esc50_group',
-           'csv_splits', 'stratified_folds', 'MediaIndex', 'index_media', 'BadFiles', 'reuse_freed_memory', 'mix_seed',
-           'PretrainViews', 'collate_views', 'clip_starts', 'LabelledClips']
+           'CACHE_LIMIT_BYTES', 'Item', 'video_folder', 'class_folders', 'kinetics', 'kinetics_sound', 'audioset',
+           'ucf101', 'hmdb51', 'esc50', 'dcase2013', 'labelled_csv', 'stratified_split', 'validation_split',
+           'ucf101_group', 'esc50_group', 'csv_splits', 'stratified_folds', 'MediaIndex', 'index_media', 'BadFiles',
+           'reuse_freed_memory', 'mix_seed', 'PretrainViews', 'collate_views', 'clip_starts', 'LabelledClips']
 
 # %% ../nbs/05_data.ipynb #33f2aa0c
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
@@ -359,13 +359,15 @@ def mix_seed(*parts) -> int:
     "A 63-bit seed mixed from `parts` (stable across processes and runs, unlike `hash`)."
     return int.from_bytes(hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest(), "little") >> 1
 
+CACHE_LIMIT_BYTES = 8 * 2 ** 30  # what PretrainViews(cache=True) may hold in memory
+
 class PretrainViews(Dataset):
     "Two audio-visual views per clip from video `items`: dicts of `v1 v2` (3,T,H,W) and `a1 a2` (1,80,frames) tensors."
     def __init__(self, items: list, relaxation: str = "mild", clips_per_video: int = 5, frames: int = 8, fps: float = 16,
                  size: int = 112, short_side: int | None = None, audio_seconds: float = 2.0, missing_audio: str = "skip",
                  strict: bool = False, seed: int = 0,
                  video_augment=None, audio_augment=None, log_mel: LogMelConfig | None = None, index: MediaIndex | None = None,
-                 workers: int | None = None, progress: bool = True):
+                 workers: int | None = None, progress: bool = True, cache: bool = False):
         check_relaxation(relaxation)
         if missing_audio not in ("skip", "silence"):
             raise ValueError(f"missing_audio must be 'skip' (leave out clips without audio) or 'silence' (use zeros), got {missing_audio!r}")
@@ -392,9 +394,44 @@ class PretrainViews(Dataset):
             elif strict: raise MediaError(it.path, reason) if not reason.startswith("shorter") else ValueError(
                 f"{it.path}: {duration:.2f} s is too short for relaxation {relaxation!r}, which needs {need:g} s")
             else: self.excluded.add(it.path, reason)
+        self.spans = self._decode_all(progress) if cache else None
         if not self.items:
             raise ValueError(f"no usable clips among {len(items)} files ({self.excluded}); check the data root, "
                              "or relax requirements (missing_audio='silence', a milder relaxation, fewer frames)")
+
+    def _whole(self, k: int) -> tuple:
+        "(start, end) in file time of item `k`."
+        it, info = self.items[k], self.infos[k]
+        return it.start, it.end if it.end is not None else info.duration
+
+    def cache_bytes(self) -> int:
+        "About how many bytes `cache=True` holds: every item's frames at `fps` and `short_side`, and its audio."
+        total = 0
+        for k, info in enumerate(self.infos):
+            start, end = self._whole(k)
+            short, long = sorted((info.width, info.height)) if info.width and info.height else (1, 1)
+            pixels = self.short_side * self.short_side * long / short
+            total += int((end - start) * (self.fps * pixels * 3 + self.audio_rate * 4))
+        return total
+
+    def _decode_all(self, progress: bool) -> list:
+        "The `cache` option: decode every item whole, once; files that fail are left out and counted (raised when strict)."
+        need = self.cache_bytes()
+        if need > CACHE_LIMIT_BYTES:
+            raise ValueError(f"cache=True would hold {need / 2 ** 30:.1f} GiB of decoded clips ({len(self.items)} files), more than "
+                             f"CACHE_LIMIT_BYTES ({CACHE_LIMIT_BYTES / 2 ** 30:.0f} GiB): turn the cache off for a collection this large "
+                             "(cache_decoded=False in the trainer's config)")
+        kept, spans = [], []
+        for k in tqdm(range(len(self.items)), desc="decoding clips into memory", disable=not progress):
+            it, info = self.items[k], self.infos[k]
+            try: spans.append(read_span(it.path, *self._whole(k), fps=self.fps, audio_rate=self.audio_rate,
+                                        need_audio=self.missing_audio == "skip", info=info, short_side=self.short_side))
+            except MediaError as e:
+                if self.strict: raise
+                self.excluded.add(it.path, e.reason); continue
+            kept.append(k)
+        self.items, self.infos = [self.items[k] for k in kept], [self.infos[k] for k in kept]
+        return spans
 
     def set_epoch(self, epoch: int): self.epoch = epoch
     def __len__(self): return len(self.items) * self.clips_per_video
@@ -405,8 +442,9 @@ class PretrainViews(Dataset):
         w = sample_windows(duration, self.relaxation, self.video_seconds, self.audio_seconds, generator=g)
         start, end = w.span
         video_range = (it.start + min(w.v1[0], w.v2[0]), it.start + max(w.v1[1], w.v2[1]))  # decode frames only there
-        span = read_span(it.path, it.start + start, it.start + end, fps=self.fps, audio_rate=self.audio_rate,
-                         need_audio=self.missing_audio == "skip", info=info, video_range=video_range, short_side=self.short_side)
+        span = self.spans[k] if self.spans is not None else read_span(
+            it.path, it.start + start, it.start + end, fps=self.fps, audio_rate=self.audio_rate,
+            need_audio=self.missing_audio == "skip", info=info, video_range=video_range, short_side=self.short_side)
         out, clips = {}, [span.video(it.start + s, it.start + e, self.frames) for s, e in (w.v1, w.v2)]
         if isinstance(self.video_augment, VideoAugment): out["v1"], out["v2"] = self.video_augment(torch.stack(clips), generator=g)
         else: out["v1"], out["v2"] = (self.video_augment(c, generator=g) for c in clips)  # one view at a time, as the audio

@@ -67,6 +67,7 @@ class TrainConfig:
     data_root: str = _f("", "root folder of the data set's files")
     random_clips: int = _f(4096, "number of clips of the generated 'random' data set")
     data_fraction: float = _f(1.0, "share of the data set's videos to pretrain on (a seeded subset, the same share of each class)")
+    cache_decoded: bool = _f(False, "decode every clip once, at the start, and keep it in memory (for small collections such as the embedded set)")
     # loss
     terms: tuple = _f(("intra", "sync", "async"), "loss groups to minimise (the ablation drops 'async')")
     # optimisation
@@ -109,9 +110,9 @@ class TrainConfig:
 # %% ../nbs/06_trainer.ipynb #ff35c6b6
 PRESETS = {
     "paper": {},  # the TrainConfig defaults are the paper's
-    "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, video_clip_norm=True, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
+    "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, video_clip_norm=True, cache_decoded=True, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
                 audio_seconds=1.0, lr=1e-3, clips_per_video=2,
-                batch_size=32, epochs=15, warmup_epochs=1.0, num_workers=2, ckpt_every=200, random_clips=512, backbones_every=1),
+                batch_size=32, epochs=40, warmup_epochs=1.0, num_workers=0, ckpt_every=200, random_clips=512, backbones_every=1),
     "tiny": dict(width=4, depth=1, proj_dim=32, pred_hidden=16, frames=4, size=16, audio_seconds=0.2,
                  batch_size=8, epochs=2, warmup_epochs=0.5, lr=3e-2, final_lr=1e-2, pred_lr=3e-2, random_clips=32,
                  num_workers=0, cpu_threads=1, ckpt_every=0, keep_last=3, log_every=1, tensorboard=False, progress=False,
@@ -184,7 +185,7 @@ def _random_views(cfg: TrainConfig) -> RandomViews:
 def _views(cfg: TrainConfig, items: list) -> PretrainViews:
     if cfg.data_fraction < 1: items = stratified_split(items, cfg.data_fraction, seed=cfg.seed)[1]  # the paper's Tab. 2 uses 25-100%
     return PretrainViews(items, cfg.relaxation, clips_per_video=cfg.clips_per_video, frames=cfg.frames, fps=cfg.fps,
-                         size=cfg.size, audio_seconds=cfg.audio_seconds, seed=cfg.seed, progress=cfg.progress,
+                         size=cfg.size, audio_seconds=cfg.audio_seconds, seed=cfg.seed, progress=cfg.progress, cache=cfg.cache_decoded,
                          video_augment=VideoAugment(size=cfg.size, scale=cfg.crop_scale, saturation=cfg.saturation_jitter, hue=cfg.hue_jitter,
                                                     gray_p=cfg.gray_p, max_cutout=round(20 * cfg.size / 112)))  # the paper's 20 px at 112, scaled
 

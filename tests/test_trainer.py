@@ -217,6 +217,7 @@ def test_config_presets_and_unknown_fields():
     assert (p.width, p.depth, p.frames, p.size, p.audio_seconds, p.batch_size, p.epochs, p.proj_dim, p.pred_hidden) == (64, 2, 8, 112, 2.0, 2048, 100, 2048, 512)
     assert (p.lr, p.warmup_start_lr, p.warmup_epochs, p.final_lr, p.pred_lr, p.weight_decay, p.optimizer) == (2e-4, 0.0, 2.0, 1e-4, 2e-3, 1e-4, "larc_adam")
     assert (c.width, c.depth, c.size, c.audio_seconds, c.proj_dim, c.pred_hidden, c.batch_size) == (16, 1, 64, 1.0, 256, 64, 32)
+    assert c.video_clip_norm and not p.video_clip_norm  # the paper feeds clips as they are; the cpu preset standardises each
     for name in ("paper", "cpu", "tiny"): check_config(config_from_preset(name))
 
 
