@@ -18,8 +18,8 @@ from torchaudio.functional import melscale_fbanks
 # %% auto #0
 __all__ = ['AudioEval', 'IMAGENET_MEAN', 'IMAGENET_STD', 'BLUR_CHUNK', 'LogMelConfig', 'LogMel', 'VideoParams',
            'sample_crop_boxes', 'resize_box', 'crop_resize_flip', 'adjust_hue', 'hue_matrix', 'color_matrix',
-           'color_jitter', 'gaussian_kernels', 'gaussian_blur', 'normalize_video', 'VideoAugment', 'denormalize_video',
-           'AudioParams', 'stretch_time', 'AudioAugment', 'VideoEval']
+           'color_jitter', 'gaussian_kernels', 'gaussian_blur_', 'gaussian_blur', 'normalize_video', 'VideoAugment',
+           'denormalize_video', 'AudioParams', 'stretch_time', 'AudioAugment', 'VideoEval']
 
 # %% ../nbs/04_transforms.ipynb #5e857a5e
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class LogMel(nn.Module):
         self._cache = {}
 
     def _window_and_fbank(self, device, dtype) -> tuple:
-        "The STFT window, and the filterbank as blocks of bands with the frequency bins they use: [(bands, bins, weights)]."
+        "The STFT window, and the filterbank as blocks of bands with the bins they use: [(bands, bins, weights, (re, im) weights)]."
         key = (str(device), dtype)
         if key not in self._cache:
             c = self.cfg
@@ -86,7 +86,8 @@ class LogMel(nn.Module):
                 m0, m1 = int(bands[0]), int(bands[-1]) + 1
                 used = fbank[m0:m1].abs().sum(0).nonzero()
                 f0, f1 = (int(used.min()), int(used.max()) + 1) if len(used) else (0, 0)
-                blocks.append((slice(m0, m1), slice(f0, f1), fbank[m0:m1, f0:f1].to(device=device, dtype=dtype).contiguous()))
+                weights = fbank[m0:m1, f0:f1].to(device=device, dtype=dtype).contiguous()
+                blocks.append((slice(m0, m1), slice(f0, f1), weights, weights.repeat_interleave(2, dim=1).T.contiguous()))
             self._cache[key] = window, blocks
         return self._cache[key]
 
@@ -97,11 +98,14 @@ class LogMel(nn.Module):
         lead = wave.shape[:-1]
         spec = torch.stft(wave.reshape(-1, wave.shape[-1]), c.n_fft, c.hop_length, c.win_length, window,
                           center=c.center, pad_mode="reflect", return_complex=True)
-        power = spec.real.square() + spec.imag.square()         # |z|^2 (summing a last dimension of 2 is 5x slower)
-        if c.power != 2.0: power = power.pow(c.power / 2)
         # the filterbank product block by block, each over only the bins its bands use: a quarter of the work
-        mel = torch.cat([weights @ power[:, bins] for _, bins, weights in blocks], -2)
-        return mel.reshape(*lead, c.n_mels, -1)
+        if c.power == 2.0:  # sum_f w_f (re_f^2 + im_f^2): square the (re, im) pairs in one pass, each weight used twice
+            pairs = torch.view_as_real(spec.transpose(-1, -2)).flatten(-2).square()     # (B, frames, 2 n_freqs)
+            mel = torch.cat([pairs[..., 2 * f.start:2 * f.stop] @ w2 for _, f, _, w2 in blocks], -1).transpose(-1, -2)
+        else:
+            power = (spec.real.square() + spec.imag.square()).pow(c.power / 2)
+            mel = torch.cat([weights @ power[:, bins] for _, bins, weights, _ in blocks], -2)
+        return mel.reshape(*lead, c.n_mels, -1).contiguous()
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         c = self.cfg
@@ -236,28 +240,33 @@ def gaussian_kernels(sigma: torch.Tensor, radius: int | None = None) -> torch.Te
 
 BLUR_CHUNK = 2 ** 17  # padded values blurred at a time on CPU (512 KB of float32): the passes then stay in a core's cache
 
-def _blur_planes(x: torch.Tensor, w: torch.Tensor, r: int) -> torch.Tensor:
-    "Blur planes `x` (n, P, H, W) with the symmetric per-item kernels `w` (n, 1, 1, 1, taps) of radius `r`."
-    H, W = x.shape[-2:]
-    p = F.pad(x, (r, r, r, r), mode="reflect")
-    rows = p[..., r:r + W] * w[..., r]                          # along width: the kernel is symmetric, so each pair of
-    for j in range(1, r + 1): rows.addcmul_(p[..., r - j:r - j + W] + p[..., r + j:r + j + W], w[..., r + j])  # taps is 2 passes
-    out = rows[..., r:r + H, :] * w[..., r]                     # along height
-    for j in range(1, r + 1): out.addcmul_(rows[..., r - j:r - j + H, :] + rows[..., r + j:r + j + H, :], w[..., r + j])
-    return out
+def _blur_planes_(x: torch.Tensor, taps: list) -> torch.Tensor:
+    "Blur planes `x` (P, H, W) in place with the symmetric kernel `taps` (floats: its centre, then one side); returns `x`."
+    r, (H, W) = len(taps) - 1, x.shape[-2:]
+    if r == 0: return x.mul_(taps[0])
+    p = F.pad(x, (r, r, r, r), mode="reflect")                 # a copy: `x` is free to take the result
+    rows = p[..., r:r + W] * taps[0]                           # along width: each pair of taps is two scaled adds
+    for j in range(1, r + 1): rows.add_(p[..., r - j:r - j + W], alpha=taps[j]).add_(p[..., r + j:r + j + W], alpha=taps[j])
+    torch.mul(rows[..., r:r + H, :], taps[0], out=x)            # along height, into `x`
+    for j in range(1, r + 1): x.add_(rows[..., r - j:r - j + H, :], alpha=taps[j]).add_(rows[..., r + j:r + j + H, :], alpha=taps[j])
+    return x
+
+def gaussian_blur_(x: torch.Tensor, sigma: torch.Tensor, radius: int | None = None) -> torch.Tensor:
+    "`gaussian_blur` in place, for a contiguous `x`: item by item, a few planes at a time, each item with its own kernel's length."
+    n, (H, W) = x.shape[0], x.shape[-2:]
+    kernels = gaussian_kernels(torch.as_tensor(sigma).detach().cpu().double().reshape(n), radius)
+    planes = x.view(n, -1, H, W)
+    for b, k in enumerate(kernels):
+        taps = k[k.shape[0] // 2:]
+        taps = taps[:int(taps.nonzero().max()) + 1].tolist()   # the zero taps past its own ceil(3 sigma) cost nothing
+        r = len(taps) - 1
+        step = planes.shape[1] if x.device.type != "cpu" else max(1, BLUR_CHUNK // ((H + 2 * r) * (W + 2 * r)))
+        for i in range(0, planes.shape[1], step): _blur_planes_(planes[b, i:i + step], taps)
+    return x
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int | None = None) -> torch.Tensor:
     "Blur images `x` (n, ..., H, W) with a separable Gaussian of per-item `sigma` (n,) out to ceil(3 sigma), reflecting at the borders."
-    n, shape, (H, W) = x.shape[0], x.shape, x.shape[-2:]
-    k = gaussian_kernels(sigma.to(device=x.device, dtype=x.dtype), radius)
-    r = k.shape[1] // 2
-    w = k.view(n, 1, 1, 1, -1)                                  # per-item weights, broadcast over planes, rows, columns
-    planes = x.reshape(n, -1, H, W)
-    step = planes.shape[1] if x.device.type != "cpu" else max(1, BLUR_CHUNK // (n * (H + 2 * r) * (W + 2 * r)))
-    if step >= planes.shape[1]: return _blur_planes(planes, w, r).view(shape)
-    out = torch.empty_like(planes)                              # a few planes at a time: 2x faster on CPU than all at once
-    for i in range(0, planes.shape[1], step): out[:, i:i + step] = _blur_planes(planes[:, i:i + step], w, r)
-    return out.view(shape)
+    return gaussian_blur_(x.clone(memory_format=torch.contiguous_format), sigma, radius)
 
 # %% ../nbs/04_transforms.ipynb #34f5feb4
 def _video_batch(video: torch.Tensor) -> tuple:
@@ -337,9 +346,7 @@ class VideoAugment:
         mean, std = np.array(self.mean), np.array(self.std)
         A, o = A / (scale * std.reshape(1, 3, 1)), (o - mean) / std   # normalisation folded in
         y = _affine_clamp(planes, A, o, -mean / std, (1 - mean) / std).view(B, 3, T, s, s)
-        if (i := p.blur.nonzero()[:, 0]).numel():
-            if len(i) == B: y = gaussian_blur(y, p.sigma.to(y))
-            else: y[i.to(y.device)] = gaussian_blur(y[i.to(y.device)], p.sigma[i].to(y))
+        for b in p.blur.nonzero()[:, 0].tolist(): gaussian_blur_(y[b:b + 1], p.sigma[b:b + 1])   # in place, clip by clip
         for b, (top, left, side) in enumerate(p.cutout.tolist()):
             y[b, :, :, top:top + side, left:left + side] = 0.0
         return y[0] if single else y
