@@ -27,15 +27,16 @@ from .data import (Item, LabelledClips, class_folders, csv_splits, dcase2013, es
 from .synthetic import open_embedded
 from .trainer import (DEVICES, PRESETS, TrainConfig, _f, build_model, config_from_dict, config_from_preset,
                                 load_backbones, load_checkpoint)
+from .weights import file_sha256, load_sources, source_problem
 
 # %% auto #0
 __all__ = ['FEATURES', 'EVAL_DATASETS', 'FEATURE_CACHE_VERSION', 'PROTOCOLS', 'EVAL_MODALITIES', 'FEATURE_CHOICES', 'TRAIN_ON',
            'conv5x_features', 'extract_features', 'Features', 'training_data', 'Fitted', 'nearest_neighbours',
            'knn_scores', 'knn_accuracy', 'fit_knn', 'fit_svm', 'fit_linear', 'topk_accuracy', 'confusion_matrix',
            'grid_name', 'choose_on_validation', 'evaluate_probe', 'recall_at_k', 'head_embeddings', 'EvalData',
-           'EvalSplit', 'load_split', 'Loaded', 'file_sha256', 'shape_config', 'load_for_evaluation', 'state_digest',
-           'feature_key', 'cached_features', 'EvalConfig', 'eval_config', 'parse_protocols', 'resolve_modalities',
-           'check_eval_config', 'extraction_settings', 'summarise', 'evaluate', 'results_table', 'markdown_table',
+           'EvalSplit', 'load_split', 'Loaded', 'shape_config', 'load_for_evaluation', 'state_digest', 'feature_key',
+           'cached_features', 'EvalConfig', 'eval_config', 'parse_protocols', 'resolve_modalities', 'check_eval_config',
+           'extraction_settings', 'summarise', 'available_modalities', 'evaluate', 'results_table', 'markdown_table',
            'plot_confusions']
 
 # %% ../nbs/07_evaluation.ipynb #88ba47cb
@@ -295,13 +296,6 @@ class Loaded(NamedTuple):
     config: TrainConfig
     source: dict
 
-def file_sha256(path) -> str:
-    "sha256 of a file's bytes."
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
-    return h.hexdigest()
-
 def shape_config(preset: str) -> TrainConfig:
     "The TrainConfig of a trainer preset name, or the one stored in a backbones.pt, checkpoint or metrics.json file."
     if preset in PRESETS: return config_from_preset(preset)
@@ -312,23 +306,14 @@ def shape_config(preset: str) -> TrainConfig:
     return config_from_dict(state["config"])
 
 def load_for_evaluation(checkpoint: str = "random", preset: str = "cpu", seed: int = 0) -> Loaded:
-    "Backbones (and heads when present) of `checkpoint`: a backbones.pt, a training checkpoint, or 'random' (of `preset`'s shape, seeded)."
+    "Backbones (heads too when present) of `checkpoint`: any source of `crisscross.weights.load_sources`, or 'random' (of `preset`'s shape, seeded)."
     if checkpoint == "random":
         cfg = shape_config(preset)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed); model = build_model(cfg).eval()
         return Loaded(model.video, model.audio, model, cfg, dict(kind="random", preset=preset, seed=seed, width=cfg.width, depth=cfg.depth))
-    path = Path(checkpoint).expanduser()
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint {path} not found: pass a backbones.pt, a training checkpoint, or 'random'")
-    source = dict(kind="", path=str(path.resolve()), sha256=file_sha256(path))
-    state = load_checkpoint(path)
-    cfg = config_from_dict(state["config"]) if "config" in state else TrainConfig()
-    if "model" in state:  # a training checkpoint: the whole CrissCross model
-        model = build_model(cfg); model.load_state_dict(state["model"]); model.eval()
-        return Loaded(model.video, model.audio, model, cfg, dict(source, kind="training checkpoint", step=state.get("step")))
-    del state
-    video, audio = load_backbones(path)
-    return Loaded(video, audio, None, cfg, dict(source, kind="backbones"))
+    found = load_sources(checkpoint)  # released weights come with the paper's input shapes as their config
+    return Loaded(found.backbones.get("video"), found.backbones.get("audio"), found.model, found.config, found.source)
 
 # %% ../nbs/07_evaluation.ipynb #d224754d
 FEATURE_CACHE_VERSION = 1
@@ -393,7 +378,7 @@ TRAIN_ON = ("clips", "files")
 class EvalConfig:
     "Every setting of a frozen-feature evaluation, flat; grids are tuples of the values tried on the validation split."
     # what is evaluated
-    checkpoint: str = _f("random", "backbones.pt, a training checkpoint (ckpt-*.pt: adds cross-modal retrieval), or 'random'")
+    checkpoint: str = _f("random", "released weights (.pth.tar.zip, zoo name; 'video,audio' for both), backbones.pt, a training checkpoint (ckpt-*.pt: adds cross-modal retrieval), or 'random'")
     preset: str = _f("cpu", "shape of the 'random' model: a trainer preset, or a backbones.pt / checkpoint / metrics.json with a config")
     seed: int = _f(0, "seed of the random model, the validation split and the classifiers")
     # data
@@ -498,8 +483,7 @@ def check_eval_config(cfg: EvalConfig) -> EvalConfig:
         need(cfg.preset in PRESETS or Path(cfg.preset).expanduser().is_file(),
              f"preset={cfg.preset!r} is neither a trainer preset {tuple(PRESETS)} nor a file holding a config (backbones.pt, checkpoint, metrics.json)")
     else:
-        need(Path(cfg.checkpoint).expanduser().is_file(), f"checkpoint={cfg.checkpoint!r} is not a file: pass a backbones.pt, a "
-             "training checkpoint (checkpoints/ckpt-*.pt), or 'random'")
+        need(source_problem(cfg.checkpoint) is None, f"checkpoint={cfg.checkpoint!r}: {source_problem(cfg.checkpoint)}, or 'random'")
     for k in ("clips", "frames", "size", "num_workers", "cpu_threads", "seed"): need(getattr(cfg, k) >= 0, f"{k}={getattr(cfg, k)} must be >= 0")
     for k in ("svm_max_iter", "linear_epochs", "linear_batch", "batch_size"): need(getattr(cfg, k) >= 1, f"{k}={getattr(cfg, k)} must be >= 1")
     need(cfg.fps >= 0, f"fps={cfg.fps} must be >= 0 (0: the checkpoint's)")
@@ -550,6 +534,15 @@ def _write_json(obj, path: Path):
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
 
+def available_modalities(cfg: EvalConfig, modalities: tuple, nets: dict) -> tuple:
+    "The `modalities` the checkpoint has a backbone for: with modality='auto' a released file evaluates its own; else a missing one is an error."
+    missing = [m for m in modalities if nets[m] is None]
+    if missing and (cfg.modality != "auto" or len(missing) == len(modalities)):
+        raise ValueError(f"checkpoint={cfg.checkpoint!r} holds no {' or '.join(missing)} backbone, which dataset={cfg.dataset!r} with "
+                         f"modality={cfg.modality!r} needs: pass both as 'video_source,audio_source', or set modality")
+    if missing and cfg.progress: print(f"{cfg.checkpoint} holds no {missing[0]} backbone: evaluating {' and '.join(m for m in modalities if m not in missing)} only")
+    return tuple(m for m in modalities if m not in missing)
+
 def evaluate(cfg: EvalConfig, out_dir="runs/evaluate") -> dict:
     "Run `cfg`'s protocols on each requested split and average them; write metrics.json, results.md and confusion.png to `out_dir`."
     check_eval_config(cfg)
@@ -567,12 +560,13 @@ def _evaluate(cfg: EvalConfig, out_dir) -> dict:
     items = {k: load_split(cfg.dataset, cfg.data_root, k, cfg.val_fraction, cfg.seed) for k in splits}  # a broken layout fails here
     loaded = load_for_evaluation(cfg.checkpoint, cfg.preset, cfg.seed)
     nets = dict(video=loaded.video, audio=loaded.audio)
+    modalities = available_modalities(cfg, modalities, nets)
     settings = {m: extraction_settings(cfg, m, loaded.config, _feature_kind(cfg, m), nets[m].pool) for m in modalities}
     dims = {m: _probe_dim(nets[m], s) for m, s in settings.items()}
     cross = None
     if "retrieval" in protocols and len(modalities) == 2:
         cross = ("done" if loaded.model is not None else
-                 "skipped: backbones.pt holds no projector or predictor, and the backbones' features live in two unrelated spaces; "
+                 f"skipped: the {loaded.source['kind']} holds no projector or predictor, and the backbones' features live in two unrelated spaces; "
                  "pass a training checkpoint (checkpoints/ckpt-*.pt) for cross-modal retrieval")
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else out / "feature-cache"
     fits = dict(knn=fit_knn, svm=partial(fit_svm, seed=cfg.seed, max_iter=cfg.svm_max_iter),

@@ -26,6 +26,7 @@ from .evaluation import extract_features, knn_accuracy, nearest_neighbours
 from .synthetic import SyntheticConfig, default_root, ensure_embedded
 from .trainer import (TrainConfig, build_model, config_from_dict, config_from_preset, latest_checkpoint,
                                 load_backbones, load_checkpoint, train)
+from .weights import load_sources
 from .transforms import denormalize_video
 
 # %% auto #0
@@ -68,29 +69,23 @@ def save_figure(fig: matplotlib.figure.Figure, path, dpi: int = 100, **check) ->
 @dataclass
 class Run:
     "A pretrained model to draw: both backbones (eval mode), the whole model when the file has the heads, and its config."
-    video: nn.Module
-    audio: nn.Module
+    video: nn.Module | None   # None where the source holds one backbone (a released file)
+    audio: nn.Module | None
     heads: CrissCross | None
     config: TrainConfig
     path: Path
 
 def load_run(path) -> Run:
-    "Load a pretraining run's folder, one of its training checkpoints, or a `backbones.pt`, for the figures."
+    "Load a pretraining run's folder, a training checkpoint, a `backbones.pt`, or released weights (a file, zoo name or 'video,audio' pair)."
     path = Path(path)
     if path.is_dir():
         found = latest_checkpoint(path / "checkpoints") or (path / "backbones.pt" if (path / "backbones.pt").is_file() else None)
         if found is None: raise FileNotFoundError(f"{path} holds neither checkpoints/ckpt-*.pt nor backbones.pt: pass the out_dir "
                                                   "of a pretraining run (`make run` writes runs/main)")
         path = found
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such run folder, checkpoint or backbones.pt")
-    state = load_checkpoint(path)
-    if "config" not in state: raise ValueError(f"{path} has no 'config': it was not written by crisscross.trainer")
-    cfg = config_from_dict(state["config"])
-    if "model" in state:
-        model = build_model(cfg); model.load_state_dict(state["model"]); model.eval()
-        return Run(model.video, model.audio, model, cfg, path)
-    video, audio = load_backbones(path)
-    return Run(video, audio, _matching_heads(path, video, audio), cfg, path)
+    found = load_sources(str(path))  # a missing file is a FileNotFoundError naming it
+    heads = found.model or (_matching_heads(path, found.backbones["video"], found.backbones["audio"]) if found.source["kind"] == "backbones" else None)
+    return Run(found.backbones.get("video"), found.backbones.get("audio"), heads, found.config, path)
 
 def _same_weights(a: nn.Module, b: nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
@@ -244,6 +239,7 @@ def saliency_maps(run: Run, video: torch.Tensor, audio: torch.Tensor, target: st
     out = {}
     for name, x, other, other_x in (("video", video, "audio", audio), ("audio", audio, "video", video)):
         backbone = getattr(run, name)
+        if backbone is None: continue  # a released file holds one backbone: its map alone
         if target == "feature_norm": fn = lambda f: f.pow(2).sum(1)
         else:
             with torch.no_grad(): z_other = run.heads.projector[other](getattr(run, other)(other_x))
@@ -299,16 +295,16 @@ def plot_saliency(video: torch.Tensor, audio: torch.Tensor, maps: dict, i: int =
     for r, (label, m) in enumerate(rows):
         for c, t in enumerate(shown):
             ax = axes[r, c]; ax.imshow(rgb[t]); ax.set_xticks([]); ax.set_yticks([])
-            if m is not None: ax.imshow(heat_overlay(m["video"][i, t].numpy()))
+            if m is not None and "video" in m: ax.imshow(heat_overlay(m["video"][i, t].numpy()))
             if r == 0: ax.set_title(f"frame {t} ({t / fps:.2f} s)", fontsize=8)
         if m is not None:
-            blank = [k for k in ("video", "audio") if float(m[k][i].max()) == 0]   # no position raises the target
-            label = f"{label}\nv {float(m['video_score'][i]):.2f}  a {float(m['audio_score'][i]):.2f}" + \
+            blank = [k for k in ("video", "audio") if k in m and float(m[k][i].max()) == 0]   # no position raises the target
+            label = f"{label}\n" + "  ".join(f"{k[0]} {float(m[k + '_score'][i]):.2f}" for k in ("video", "audio") if k in m) + \
                     (f"\n({' and '.join(blank)} map empty)" if blank else "")
         axes[r, 0].set_ylabel(label, fontsize=8)
         ax = axes[r, -1]
         ax.imshow(spec, origin="lower", aspect="auto", cmap="magma" if m is None else "gray", extent=extent)
-        if m is not None: ax.imshow(heat_overlay(m["audio"][i].numpy()), origin="lower", aspect="auto", extent=extent)
+        if m is not None and "audio" in m: ax.imshow(heat_overlay(m["audio"][i].numpy()), origin="lower", aspect="auto", extent=extent)
         ax.set_ylabel("mel bin", fontsize=7); ax.tick_params(labelsize=7)
         if r == 0: ax.set_title("log-mel spectrogram", fontsize=8)
         if r == len(rows) - 1: ax.set_xlabel("time in the audio window (s)", fontsize=7)

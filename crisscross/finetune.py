@@ -31,6 +31,7 @@ from .trainer import (CPU_BF16_REFUSED, DEVICES, PRECISIONS, check_field_names, 
                                 latest_checkpoint, load_backbones, load_checkpoint, param_digest, remove_stale_tmp,
                                 resolve_precision, rng_state, save_checkpoint, seed_everything, set_rng_state,
                                 setup_distributed, worker_init_fn)
+from .weights import load_pretrained, source_problem
 
 # %% auto #0
 __all__ = ['FINETUNE_PRESETS', 'FINETUNE_DATASETS', 'FT_OPTIMIZERS', 'AUGMENTS', 'POOLS', 'MODALITIES', 'FT_RESUME_MAY_CHANGE',
@@ -44,7 +45,7 @@ __all__ = ['FINETUNE_PRESETS', 'FINETUNE_DATASETS', 'FT_OPTIMIZERS', 'AUGMENTS',
 class FinetuneConfig:
     "Every fine-tuning hyper-parameter, flat; the defaults are the paper's UCF101 protocol (8 frames at 224, 10-clip test)."
     # what is fine-tuned
-    checkpoint: str = _f("random", "backbones.pt or a pretraining checkpoint to start from, or 'random' (a fresh backbone of width x depth)")
+    checkpoint: str = _f("random", "released weights (.pth.tar.zip or a zoo name such as kinetics_400/video), backbones.pt or a pretraining checkpoint to start from, or 'random' (a fresh backbone of width x depth)")
     modality: str = _f("auto", "which backbone: video, audio, or auto (the data set's own: video for UCF101/HMDB51, audio for ESC-50/DCASE)")
     width: int = _f(64, "backbone width when checkpoint='random' (a checkpoint brings its own shape)")
     depth: int = _f(2, "residual blocks per stage when checkpoint='random'")
@@ -200,8 +201,7 @@ def check_finetune_config(cfg: FinetuneConfig, world_size: int = 1) -> FinetuneC
         if entry.needs_root and not cfg.data_root: errs.append(f"dataset={cfg.dataset!r} needs data_root (--data-root /path/to/{cfg.dataset})")
         elif cfg.data_root and not Path(cfg.data_root).expanduser().is_dir():
             errs.append(f"data_root={cfg.data_root!r} does not exist or is not a folder: check the path")
-    if cfg.checkpoint != "random" and not Path(cfg.checkpoint).expanduser().is_file():
-        errs.append(f"checkpoint={cfg.checkpoint!r} is not a file: pass a backbones.pt (or a pretraining checkpoint), or 'random'")
+    if cfg.checkpoint != "random" and (problem := source_problem(cfg.checkpoint)): errs.append(f"checkpoint={cfg.checkpoint!r}: {problem}, or 'random'")
     if errs: raise ValueError("invalid FinetuneConfig:\n  " + "\n  ".join(errs))
     return cfg
 
@@ -252,8 +252,7 @@ def build_backbone(cfg: FinetuneConfig, modality: str) -> Backbone:
         net = (r2plus1d_18(width=cfg.width, depth=cfg.depth, clip_norm=cfg.video_clip_norm) if modality == "video"
                else audio_resnet18(width=cfg.width, depth=cfg.depth))
     else:
-        video, audio = load_backbones(Path(cfg.checkpoint).expanduser())
-        net = video if modality == "video" else audio
+        net = load_pretrained(cfg.checkpoint, modality)  # any weights source: released, backbones.pt, a checkpoint
     net.pool = cfg.pool
     return net.train()
 
