@@ -25,8 +25,8 @@ except ImportError as e:  # the docs tools are development dependencies
 
 # %% auto #0
 __all__ = ['SITE_CSS', 'page_name', 'site_notebooks', 'notebook_kind', 'process_notebook', 'notebook_json', 'demo_project',
-           'quarto_options', 'fix_markdown', 'fix_html', 'html_notebook', 'render_page', 'PageReport', 'site_nav',
-           'page_notes', 'build_docs', 'main']
+           'quarto_options', 'fix_markdown', 'math_to_mathml', 'fix_html', 'html_notebook', 'render_page', 'PageReport',
+           'site_nav', 'page_notes', 'build_docs', 'main']
 
 # %% ../nbs/10_docs.ipynb #9a8e9cd5
 def page_name(nb_path) -> str:
@@ -167,6 +167,19 @@ def fix_markdown(md: str) -> str:
     md = _PANDOC_LINK.sub(_pandoc_link, md)
     return re.sub(r"(?m)^\*(?!\*)(.+)\*\s*$", lambda m: "*" + m[1].replace("*", r"\*") + "*", md)
 
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
+_MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$\w])\$(?=\S)([^$\n]+?)(?<=\S)\$(?![\w$])", re.S)
+
+def math_to_mathml(md: str) -> str:
+    "TeX between `$$` (display) or `$` (inline) in markdown as MathML, which browsers draw with no script and no network; code untouched."
+    from latex2mathml.converter import convert
+    def one(m):
+        tex, display = (m[1], "block") if m[1] is not None else (m[2], "inline")
+        try: return convert(tex.strip(), display=display)
+        except Exception: return m[0]  # TeX the converter does not know stays as written
+    parts = _CODE.split(md)
+    return "".join(p if i % 2 else _MATH.sub(one, p) for i, p in enumerate(parts))
+
 # %% ../nbs/10_docs.ipynb #d67343d7
 def fix_html(page: str, doc_url: str = "") -> str:
     "Links to the hosted docs at `doc_url` made relative; heading anchors lower-cased as Quarto's."
@@ -204,7 +217,9 @@ def html_notebook(nb: dict, title: str, description: str = "", notes=()):
                 if o["data"] is None: del o["data"]
                 elif "text/markdown" in o["data"]: o["data"]["text/markdown"] = fix_markdown(o["data"]["text/markdown"])
             if not c["source"].strip() and not c.get("outputs"): continue
-        if c["cell_type"] == "markdown" and not c["source"].strip(): continue
+        if c["cell_type"] == "markdown":
+            if not c["source"].strip(): continue
+            c["source"] = math_to_mathml(c["source"])
         cells.append(c)
     head = f"# {title}" + (f"\n\n> {description}" if description else "")
     cells = [_md_cell(head, 'header class="page-header"')] + [_md_cell(n, 'div class="page-note"') for n in notes] + cells
@@ -235,12 +250,7 @@ main.site-main { flex: 1; min-width: 0; max-width: 64rem; padding: 1.5rem 2.5rem
 _PAGE_TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block html_head_js_mathjax -%}
-{%- if resources.site.math -%}
-<script>window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\(', '\\)']]}};</script>
-<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>
-{%- endif -%}
-{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block extra_css -%}<style type="text/css">{{ resources.site.css }}</style>{%- endblock extra_css -%}
 {%- block body_header -%}
 <body class="jp-Notebook" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
@@ -264,9 +274,8 @@ def _exporter():
 
 def render_page(nb, title: str, nav: str = "", doc_url: str = "") -> str:
     "The HTML page of notebook `nb` (made by `html_notebook`), with the sidebar `nav`."
-    math = any(c.cell_type == "markdown" and re.search(r"\$\$|\$[^$\s][^$\n]*\$", c.source) for c in nb.cells)
     body, _ = _exporter().from_notebook_node(nb, resources=dict(metadata=dict(name=title),
-                                                                site=dict(css=SITE_CSS, nav=nav, math=math)))
+                                                                site=dict(css=SITE_CSS, nav=nav)))
     return fix_html(body, doc_url)
 
 # %% ../nbs/10_docs.ipynb #f1118bc9

@@ -148,3 +148,10 @@ def test_a_notebook_out_of_time_is_killed_and_shown_unexecuted(tmp_path):
     # nothing was left in the demo project's nbs/ or _proc/
     assert sorted(p.name for p in nbs.iterdir()) == ["hangs.ipynb", "index.ipynb"]
     assert list((nbs.parent / "_proc").iterdir()) == []
+
+
+def test_formulas_render_as_mathematics(site, dom):
+    "The losses page's TeX arrives as MathML, which Chromium draws itself: no script, no network, no raw `$$`."
+    html = dom("losses.html")
+    assert html.count("<math") >= 2 and "<mfrac>" in html, "the loss formulas are MathML"
+    assert "$$" not in html and "\\operatorname" not in html and "mathjax" not in html.lower()

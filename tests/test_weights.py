@@ -150,7 +150,7 @@ def test_released_weights_evaluate_with_the_paper_shapes(small_release, tmp_path
     assert both["cross_modal"].startswith("skipped: the pair holds no projector")
     with pytest.raises(ValueError, match="holds no video backbone"):
         evaluate(eval_config(checkpoint=str(files["audio"]), modality="video", **fast), tmp_path / "refused")
-    with pytest.raises(ValueError, match="neither a file nor a zoo name"):
+    with pytest.raises(ValueError, match="is not a file, nor a zoo name"):
         evaluate(eval_config(checkpoint=str(tmp_path / "nowhere.zip"), **fast), tmp_path / "refused")
 
 
@@ -166,7 +166,7 @@ def test_released_weights_start_a_finetuning_run(small_release, tmp_path):
     assert m["backbone"]["source"] == str(files["video"]) and m["backbone"]["width"] == 4
     with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as err:  # a missing file: refused before any compute
         ft.main([a if a != str(files["video"]) else str(tmp_path / "missing.zip") for a in args])
-    assert "neither a file nor a zoo name" in err.getvalue()
+    assert "is not a file, nor a zoo name" in err.getvalue()
 
 
 def test_saliency_notebook_draws_a_released_backbone(small_release, tmp_path):
