@@ -351,7 +351,7 @@ def _summary(runs: list, name: str) -> dict:
         if v: out[f"audio/{name}/{metric}"] = dict(mean=statistics.fmean(v), std=statistics.stdev(v) if len(v) > 1 else 0.0, n=len(v), values=v)
     return out
 
-# %% ../nbs/07a_protocols.ipynb #927d3b69
+# %% ../nbs/07a_protocols.ipynb #ba920aa9
 def _official_runs(p: LinearProtocol, bank: ClipFeatures, data_root, split: int, seed: int, progress: bool) -> tuple:
     "(runs, class names) of an official protocol: ESC-50's folds, or DCASE's one fixed split."
     if p.dataset == "dcase2013":
@@ -390,6 +390,7 @@ def _run_protocol(name, out_dir, checkpoint, preset, data_root, split, seed, dev
     t0, out = time.perf_counter(), Path(out_dir).expanduser()
     device = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
     loaded = load_for_evaluation(checkpoint, preset, seed)
+    if loaded.audio is None: raise ValueError(f"checkpoint={checkpoint!r} holds no audio backbone: {name} evaluates audio; pass audio weights")
     bank = ClipFeatures(loaded.audio, p, seed, device, batch_size)
     runs, class_names = _official_runs(p, bank, data_root, split, seed, progress)
     metrics = dict(config=dict(protocol=name, checkpoint=checkpoint, preset=preset, data_root=str(data_root), split=split, seed=seed),
