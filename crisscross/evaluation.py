@@ -649,6 +649,10 @@ def scored_split(s: EvalSplit, unusable: dict, min_files: int = 1) -> Scored:
     left_out += [[it.path, part, reasons[it.label]] for part, items in usable.items() for it in items if it.label in reasons]
     labels = sorted({it.label for it in every} - set(reasons))
     keep = {part: [it for it in items if it.label not in reasons] for part, items in usable.items()}
+    if len(labels) < 2 or not keep["test"] or not keep["val"]:
+        raise ValueError(f"{len(labels)} class(es), {len(keep['val'])} validation and {len(keep['test'])} test file(s) are left to score after "
+                         f"leaving out {len(left_out)} file(s), e.g. " + "; ".join(f"{p}: {r}" for p, _, r in left_out[:3])
+                         + ": a probe needs 2 classes and files in each part; add files to the small classes, or fix the files left out")
     return Scored(keep["train"], keep["val"], keep["test"], labels, [_class_name(s, label) for label in labels], left_out)
 
 def relabelled(f: Features, labels: list) -> Features:
