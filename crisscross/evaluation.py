@@ -827,7 +827,8 @@ def results_table(metrics: dict):
 
 def markdown_table(df) -> str:
     "A DataFrame as a GitHub markdown table."
-    cells = [[str(v) for v in row] for row in df.itertuples(index=False)]
+    text = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)  # no baseline: an empty cell
+    cells = [[text(v) for v in row] for row in df.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 
