@@ -583,6 +583,9 @@ def check_eval_config(cfg: EvalConfig) -> EvalConfig:
         elif cfg.data_root and not Path(cfg.data_root).expanduser().is_dir():
             errs.append(f"data_root={cfg.data_root!r} does not exist or is not a folder: check the path"
                         + (" ('' = the default embedded set, generated if missing)" if cfg.dataset == "embedded" else ""))
+        elif cfg.dataset == "csv":  # the list is small and its mistakes are cheap to find now
+            try: read_labels_csv(cfg.data_root, allow_outside_root=cfg.allow_outside_root)
+            except (ValueError, FileNotFoundError) as e: errs.append(str(e))
     if cfg.modality not in EVAL_MODALITIES: errs.append(f"modality={cfg.modality!r} is unknown: choose one of {EVAL_MODALITIES}")
     elif entry is not None:
         wanted = resolve_modalities(cfg)

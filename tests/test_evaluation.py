@@ -333,6 +333,8 @@ def test_labels_csv_paths_stay_inside_the_data_root(tmp_path, media, monkeypatch
         m.setattr(ev, "load_for_evaluation", boom)
         with pytest.raises(ValueError, match=r"labels.csv: 3 path\(s\) lead outside .*row 10: '\.\./elsewhere/x.wav'.*allow_outside_root"):
             evaluate(eval_config(dataset="csv", data_root=str(root), **SMALL), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"invalid EvalConfig:\n  .*labels.csv: 3 path\(s\) lead outside"):  # as the notebook checks it
+        ev.check_eval_config(eval_config(dataset="csv", data_root=str(root)))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         metrics = evaluate(eval_config(dataset="csv", data_root=str(root), allow_outside_root=True, **SMALL), tmp_path / "run2")
