@@ -6,8 +6,8 @@ Docs: https://crisscross-dev.github.io/crisscross/evaluation.html.md"""
 
 # %% ../nbs/07_evaluation.ipynb #3334d248
 from __future__ import annotations
-import difflib, hashlib, json, math, os, re, statistics, time, warnings
-from collections import defaultdict
+import csv, difflib, hashlib, json, math, os, re, statistics, time, warnings
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -22,22 +22,24 @@ from tqdm.auto import tqdm
 import crisscross
 from .encoders import Backbone, CrissCross
 from .transforms import LogMelConfig
-from .data import (Item, LabelledClips, class_folders, csv_splits, dcase2013, esc50, esc50_group, hmdb51, labelled_csv,
-                             mix_seed, stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
+from .data import (Item, LabelledClips, class_folders, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media,
+                             labelled_csv, MediaIndex, mix_seed, stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import open_embedded
 from .trainer import (DEVICES, PRESETS, TrainConfig, _f, build_model, config_from_dict, config_from_preset,
                                 load_backbones, load_checkpoint)
 from .weights import file_sha256, load_sources, source_problem
 
 # %% auto #0
-__all__ = ['FEATURES', 'EVAL_DATASETS', 'FEATURE_CACHE_VERSION', 'PROTOCOLS', 'EVAL_MODALITIES', 'FEATURE_CHOICES', 'TRAIN_ON',
-           'conv5x_features', 'extract_features', 'Features', 'training_data', 'Fitted', 'nearest_neighbours',
-           'knn_scores', 'knn_accuracy', 'fit_knn', 'fit_svm', 'fit_linear', 'topk_accuracy', 'confusion_matrix',
-           'grid_name', 'choose_on_validation', 'evaluate_probe', 'recall_at_k', 'head_embeddings', 'EvalData',
-           'EvalSplit', 'load_split', 'Loaded', 'shape_config', 'load_for_evaluation', 'state_digest', 'feature_key',
-           'cached_features', 'EvalConfig', 'eval_config', 'parse_protocols', 'resolve_modalities', 'check_eval_config',
-           'extraction_settings', 'summarise', 'available_modalities', 'evaluate', 'results_table', 'markdown_table',
-           'plot_confusions']
+__all__ = ['FEATURES', 'LABEL_COLUMNS', 'EVAL_DATASETS', 'FEATURE_CACHE_VERSION', 'PROTOCOLS', 'EVAL_MODALITIES',
+           'FEATURE_CHOICES', 'TRAIN_ON', 'SMALL_CLASSES', 'SUMMARISED', 'conv5x_features', 'extract_features',
+           'Features', 'training_data', 'Fitted', 'nearest_neighbours', 'knn_scores', 'knn_accuracy', 'fit_knn',
+           'fit_svm', 'fit_linear', 'topk_accuracy', 'confusion_matrix', 'grid_name', 'choose_on_validation',
+           'evaluate_probe', 'recall_at_k', 'class_baselines', 'retrieval_baselines', 'head_embeddings', 'hub_share',
+           'csls_recall_at_k', 'read_labels_csv', 'labels_csv_splits', 'EvalData', 'EvalSplit', 'load_split', 'Loaded',
+           'shape_config', 'load_for_evaluation', 'state_digest', 'feature_key', 'excluded_lines', 'cached_features',
+           'EvalConfig', 'eval_config', 'parse_protocols', 'resolve_modalities', 'check_eval_config', 'Scored',
+           'small_classes', 'scored_split', 'relabelled', 'extraction_settings', 'summarise', 'available_modalities',
+           'evaluate', 'results_table', 'markdown_table', 'plot_confusions']
 
 # %% ../nbs/07_evaluation.ipynb #88ba47cb
 FEATURES = ("pooled", "conv5x")
@@ -198,11 +200,12 @@ def choose_on_validation(fit: Callable, grid: list, train: Features, val: Featur
     return grid[scores.index(max(scores))], val_top1
 
 def evaluate_probe(fit: Callable, grid: list, train: Features, val: Features, test: Features, n_classes: int, on: str = "clips") -> dict:
-    "Choose on `val`, refit on train + val with the choice, score `test` once: choice, validation top-1s, test top-1/top-5, confusion."
+    "Choose on `val`, refit on train + val with the choice, score `test` once: choice, validation top-1s, test top-1/top-5 (None up to 5 classes), confusion."
     chosen, val_top1 = choose_on_validation(fit, grid, train, val, n_classes, on)
     fitted = fit(*training_data(train.cat(val), on), n_classes, **chosen)
     scores = fitted.scores(test.files)
-    return dict(chosen=chosen, val_top1=val_top1, top1=topk_accuracy(scores, test.y), top5=topk_accuracy(scores, test.y, 5),
+    top5 = topk_accuracy(scores, test.y, 5) if n_classes > 5 else None  # among 5 classes or fewer every guess is in the top 5
+    return dict(chosen=chosen, val_top1=val_top1, top1=topk_accuracy(scores, test.y), top5=top5,
                 test_files=len(test.y), confusion=confusion_matrix(test.y, scores.argmax(1), n_classes).tolist(), notes=fitted.notes)
 
 # %% ../nbs/07_evaluation.ipynb #c77ea117
@@ -211,6 +214,28 @@ def recall_at_k(query_x: torch.Tensor, query_y: torch.Tensor, gallery_x: torch.T
     _, idx = nearest_neighbours(query_x, gallery_x, max(ks))
     hit = gallery_y[idx] == query_y[:, None]
     return {f"recall@{k}": hit[:, :k].any(1).float().mean().item() for k in ks}
+
+# %% ../nbs/07_evaluation.ipynb #a1b2c302
+def class_baselines(train_y: torch.Tensor, test_y: torch.Tensor, n_classes: int) -> dict:
+    "What a classifier scores without looking at the data: chance (a uniform guess) and the majority class of the training files."
+    order = torch.bincount(train_y, minlength=n_classes).argsort(descending=True, stable=True)  # most frequent first
+    out = dict(chance=dict(top1=1 / n_classes), majority=dict(top1=(test_y == order[0]).float().mean().item()))
+    if n_classes > 5:
+        out["chance"]["top5"] = 5 / n_classes
+        out["majority"]["top5"] = torch.isin(test_y, order[:5]).float().mean().item()
+    return out
+
+def retrieval_baselines(query_y: torch.Tensor, gallery_y: torch.Tensor, ks=(1, 5, 10, 20)) -> dict:
+    "recall@k of a random ranking of the gallery (chance), and of one ranking that puts the largest classes first (majority)."
+    counts = torch.bincount(gallery_y, minlength=int(max(query_y.max(), gallery_y.max())) + 1).double()
+    n, own = len(gallery_y), counts[query_y]
+    def random_hit(k):  # 1 - P(none of k draws without replacement is of the query's class)
+        miss = torch.ones_like(own)
+        for i in range(min(k, n)): miss = miss * ((n - own - i) / (n - i)).clamp_min(0)
+        return (1 - miss).mean().item()
+    ranked = gallery_y[torch.as_tensor(counts[gallery_y]).argsort(descending=True, stable=True)]  # a hub's ranking: largest class first
+    return dict(chance={f"recall@{k}": random_hit(k) for k in ks},
+                majority={f"recall@{k}": (ranked[:k][None] == query_y[:, None]).any(1).double().mean().item() for k in ks})
 
 # %% ../nbs/07_evaluation.ipynb #621f90e6
 @torch.no_grad()
@@ -225,6 +250,62 @@ def head_embeddings(model: CrissCross, modality: str, x: torch.Tensor, role: str
         out.append(F.normalize(pred(z) if role == "p" else z, dim=1).float().cpu())
     return torch.cat(out).view(x.shape[0], x.shape[1], -1).mean(1)
 
+# %% ../nbs/07_evaluation.ipynb #a1b2c305
+def hub_share(query_x: torch.Tensor, gallery_x: torch.Tensor) -> float:
+    "Share of queries whose nearest gallery item is the one gallery item that is nearest to the most queries."
+    _, idx = nearest_neighbours(query_x, gallery_x, 1)
+    return torch.bincount(idx[:, 0]).max().item() / len(query_x)
+
+def csls_recall_at_k(query_x: torch.Tensor, query_y: torch.Tensor, gallery_x: torch.Tensor, gallery_y: torch.Tensor,
+                     reference_x: torch.Tensor, ks=(1, 5, 10, 20), k: int = 10) -> dict:
+    "recall@k after CSLS: each gallery item's similarity less its mean similarity to its `k` nearest `reference_x` items."
+    g = F.normalize(gallery_x.float(), dim=1)
+    hubness = (F.normalize(reference_x.float(), dim=1) @ g.T).topk(min(k, len(reference_x)), dim=0).values.mean(0)
+    scores = 2 * F.normalize(query_x.float(), dim=1) @ g.T - hubness
+    hit = gallery_y[scores.topk(min(max(ks), len(gallery_y)), dim=1).indices] == query_y[:, None]
+    return {f"csls_recall@{k}": hit[:, :k].any(1).float().mean().item() for k in ks}
+
+# %% ../nbs/07_evaluation.ipynb #a1b2c308
+LABEL_COLUMNS = ("path", "label", "class_name")  # and optionally split
+
+def _label_row_error(csv_path, line: int, what: str) -> ValueError:
+    return ValueError(f"{csv_path}, row {line}: {what}")
+
+def _stays_inside(rel: str) -> bool:
+    "Whether the relative path `rel` stays inside the folder it is relative to, by its text: not absolute, no `..` that climbs out."
+    return not (Path(rel).is_absolute() or Path(rel).drive or Path(os.path.normpath(rel)).parts[:1] == ("..",))
+
+def read_labels_csv(root, csv_name: str = "labels.csv", allow_outside_root: bool = False) -> list:
+    "Items of `root/labels.csv` (columns path, label, class_name, split); paths must stay inside `root`; errors name the file and row."
+    root = Path(root).expanduser()
+    csv_path = root / csv_name
+    if not csv_path.is_file(): raise FileNotFoundError(f"{csv_path} not found: a labels.csv collection needs it next to the media files")
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in LABEL_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing: raise _label_row_error(csv_path, 1, f"the header {reader.fieldnames} lacks column(s) {missing}: the columns "
+                                           "are path, label, class_name and optionally split")
+        items, outside = [], []
+        for r in reader:
+            line, path, label = reader.line_num, (r["path"] or "").strip(), (r["label"] or "").strip()
+            if not path: raise _label_row_error(csv_path, line, "the path is empty")
+            if not label.isdigit(): raise _label_row_error(csv_path, line, f"label {label!r} is not a whole number >= 0 (0, 1, 2, ...)")
+            if not allow_outside_root and not _stays_inside(path): outside.append(f"row {line}: {path!r}")
+            items.append(Item(str(root / path), int(label), (r["class_name"] or "").strip(), (r.get("split") or "").strip()))
+    if outside:
+        raise ValueError(f"{csv_path}: {len(outside)} path(s) lead outside {root} ({'; '.join(outside[:5])}"
+                         f"{' ...' if len(outside) > 5 else ''}): give paths relative to the folder of labels.csv, inside it, "
+                         "or pass allow_outside_root=True if the files are meant to live elsewhere")
+    return items
+
+def labels_csv_splits(root, allow_outside_root: bool = False) -> tuple:
+    "(train, val or None, test) items of a checked `labels.csv` collection (`read_labels_csv`): what `csv_splits` gives, validated."
+    items = read_labels_csv(root, allow_outside_root=allow_outside_root)
+    train, val, test = ([it for it in items if it.split == s] for s in ("train", "val", "test"))
+    if not train or not test: raise ValueError(f"{Path(root).expanduser() / 'labels.csv'} needs rows with split 'train' and 'test' "
+                                               "(and optionally 'val')")
+    return train, val or None, test
+
 # %% ../nbs/07_evaluation.ipynb #b2ece891
 class EvalData(NamedTuple):
     "How `load_split` reads a labelled data set, and the protocol's defaults for it."
@@ -237,18 +318,19 @@ class EvalData(NamedTuple):
     audio_seconds: float     # the protocol's audio clip length (0: the checkpoint's pretraining length)
     audio_features: str      # 'conv5x' where the official protocol uses it, else 'pooled'
     help: str
+    min_class_files: int = 1  # files a class needs to be scored: k-fold protocols need one per fold
 
 def _folds(items: list, k: int, n: int = 5) -> tuple:
     folds = stratified_folds(items, n, seed=0)  # fixed folds: every checkpoint and seed is tested on the same files
     return [it for j, f in enumerate(folds) if j != k - 1 for it in f], None, folds[k - 1]
 
 EVAL_DATASETS = {
-    "embedded": EvalData(lambda root, k: csv_splits(open_embedded(root)), 1, ("video", "audio"), False, None, 10, 0.0, "pooled",
+    "embedded": EvalData(lambda root, k, **kw: labels_csv_splits(open_embedded(root), **kw), 1, ("video", "audio"), False, None, 10, 0.0, "pooled",
                          "the embedded default data set with its train/val/test split, generated if missing"),
-    "csv": EvalData(lambda root, k: csv_splits(root), 1, ("video", "audio"), True, None, 10, 0.0, "pooled",
+    "csv": EvalData(lambda root, k, **kw: labels_csv_splits(root, **kw), 1, ("video", "audio"), True, None, 10, 0.0, "pooled",
                     "any labels.csv collection (columns path, label, class_name, split: train, test and optionally val)"),
     "class_folders": EvalData(lambda root, k: _folds(class_folders(root), k), 5, ("video", "audio"), True, None, 10, 0.0, "pooled",
-                              "<root>/<class>/<file>: 5 stratified folds"),
+                              "<root>/<class>/<file>: 5 stratified folds", 5),
     "ucf101": EvalData(lambda root, k: (ucf101(root, k, "train"), None, ucf101(root, k, "test")), 3, ("video",), True,
                        ucf101_group, 10, 0.0, "pooled", "UCF101, official splits 1-3 (validation: whole groups of the training list)"),
     "hmdb51": EvalData(lambda root, k: (hmdb51(root, k, "train"), None, hmdb51(root, k, "test")), 3, ("video",), True,
@@ -256,11 +338,11 @@ EVAL_DATASETS = {
     "esc50": EvalData(lambda root, k: (esc50(root, [f for f in range(1, 6) if f != k]), None, esc50(root, [k])), 5, ("audio",), True,
                       esc50_group, 10, 2.0, "conv5x", "ESC-50, fold k tested, the other four trained on; 2 s clips, conv5x features"),
     "dcase2013": EvalData(lambda root, k: _folds(dcase2013(root), k), 5, ("audio",), True, None, 60, 1.0, "conv5x",
-                          "DCASE 2013 scenes, 5 stratified folds; 60 one-second clips per recording, conv5x features"),
+                          "DCASE 2013 scenes, 5 stratified folds; 60 one-second clips per recording, conv5x features", 5),
 }
 
 class EvalSplit(NamedTuple):
-    "The items of one split: train, val and test, the number of classes, their names, and where val came from."
+    "The items of one split: train, val and test, the number of classes that have files, the names by label, where val came from."
     train: list
     val: list
     test: list
@@ -268,12 +350,12 @@ class EvalSplit(NamedTuple):
     class_names: list
     val_source: str
 
-def load_split(dataset: str, root, split: int = 1, val_fraction: float = 0.1, seed: int = 0) -> EvalSplit:
+def load_split(dataset: str, root, split: int = 1, val_fraction: float = 0.1, seed: int = 0, allow_outside_root: bool = False) -> EvalSplit:
     "Items of split `split` of `dataset`, with a validation split carved from the training items when the data set has none."
     if dataset not in EVAL_DATASETS: raise ValueError(f"dataset={dataset!r} is unknown: choose one of {tuple(EVAL_DATASETS)}")
     entry = EVAL_DATASETS[dataset]
     if not 1 <= split <= entry.splits: raise ValueError(f"split={split}: {dataset} has splits 1..{entry.splits}")
-    train, val, test = entry.load(root, split)
+    train, val, test = entry.load(root, split, allow_outside_root=True) if allow_outside_root else entry.load(root, split)
     if val: source = f"the data set's own validation split ({len(val)} files)"
     else:
         train, val = validation_split(train, val_fraction, seed=mix_seed(seed, "val", dataset, split), group=entry.group)
@@ -283,9 +365,9 @@ def load_split(dataset: str, root, split: int = 1, val_fraction: float = 0.1, se
         raise ValueError(f"split {split} of {dataset} has {len(train)} training, {len(val)} validation and {len(test)} test files: "
                          "each needs some; add data or raise val_fraction")
     everything = train + val + test
-    n_classes = max(it.label for it in everything) + 1
     names = {it.label: it.class_name for it in everything}
-    return EvalSplit(train, val, test, n_classes, [names.get(i, "") for i in range(n_classes)], source)
+    n_labels = max(names) + 1  # the labels' range; `n_classes` counts the classes that have files
+    return EvalSplit(train, val, test, len(names), [names.get(i, "") for i in range(n_labels)], source)
 
 # %% ../nbs/07_evaluation.ipynb #69f55ffd
 class Loaded(NamedTuple):
@@ -316,7 +398,7 @@ def load_for_evaluation(checkpoint: str = "random", preset: str = "cpu", seed: i
     return Loaded(found.backbones.get("video"), found.backbones.get("audio"), found.model, found.config, found.source)
 
 # %% ../nbs/07_evaluation.ipynb #d224754d
-FEATURE_CACHE_VERSION = 1
+FEATURE_CACHE_VERSION = 2  # 2: the facts name every excluded file
 
 def state_digest(module: nn.Module) -> str:
     "sha256 of a module's state dict (parameters and buffers, names, shapes and bytes): the identity of its weights."
@@ -344,6 +426,18 @@ def _atomic_torch_save(obj, path: Path):
     except BaseException:
         tmp.unlink(missing_ok=True); raise
 
+def _excluded_files(items: list, kept: set, index: MediaIndex, modality: str) -> list:
+    "[path, reason] of each of `items` that is not in `kept`, with the reason the media index or the modality gives."
+    def reason(p):
+        info = index.infos.get(str(Path(p)))
+        return index.failed.get(str(Path(p)), "not indexed") if info is None else f"no_{modality}"
+    return [[it.path, reason(it.path)] for it in items if it.path not in kept]
+
+def excluded_lines(excluded: list, limit: int = 20) -> str:
+    "The first `limit` of [path, reason, ...] records as lines, and how many more there are."
+    lines = [f"  {' | '.join(map(str, rest))}: {path}" for path, *rest in excluded[:limit]]
+    return "\n".join(lines + ([f"  ... and {len(excluded) - limit} more"] if len(excluded) > limit else []))
+
 def cached_features(backbone: Backbone, items: list, settings: dict, cache_dir, batch_size: int = 16, num_workers: int = 0,
                     device: str = "cpu", progress: bool = True) -> tuple:
     "Per-clip `Features` of `items` under `settings`, from `cache_dir` when a matching entry exists, else extracted and stored; and facts."
@@ -357,13 +451,17 @@ def cached_features(backbone: Backbone, items: list, settings: dict, cache_dir, 
                 return Features(saved["x"], saved["y"], tuple(saved["paths"])), dict(saved["facts"], cached=True, cache=str(path))
         except Exception as e: warnings.warn(f"feature cache {path} is unreadable ({e}): extracting again")
     t0 = time.perf_counter()
-    ds = LabelledClips(items, settings["modality"], clips=settings["clips"], frames=settings["frames"], fps=settings["fps"],
-                       size=settings["size"], audio_seconds=settings["audio_seconds"], log_mel=LogMelConfig(**settings["log_mel"]),
-                       workers=max(num_workers, 1), progress=progress)
+    index = index_media([it.path for it in items], workers=max(num_workers, 1), progress=progress)
+    try: ds = LabelledClips(items, settings["modality"], clips=settings["clips"], frames=settings["frames"], fps=settings["fps"],
+                            size=settings["size"], audio_seconds=settings["audio_seconds"],
+                            log_mel=LogMelConfig(**settings["log_mel"]), index=index, workers=max(num_workers, 1), progress=progress)
+    except ValueError as e:  # not one usable file: say which and why
+        raise ValueError(f"{e}\n" + excluded_lines(_excluded_files(items, set(), index, settings["modality"]))) from None
     x, y = extract_features(backbone, ds, batch_size, num_workers, device, progress, settings["features"], average=False,
                             desc=f"{settings['modality']} features")
-    facts = dict(files=len(ds), dim=x.shape[-1], clips=x.shape[1], excluded=ds.excluded.total, excluded_report=str(ds.excluded),
-                 seconds=time.perf_counter() - t0)
+    excluded = _excluded_files(items, {it.path for it in ds.items}, index, settings["modality"])
+    facts = dict(files=len(ds), dim=x.shape[-1], clips=x.shape[1], excluded=len(excluded), excluded_files=excluded,
+                 excluded_report=str(ds.excluded), seconds=time.perf_counter() - t0)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_torch_save(dict(key=key, x=x, y=y, paths=[it.path for it in ds.items], settings=settings, facts=facts), path)
     return Features(x, y, tuple(it.path for it in ds.items)), dict(facts, cached=False, cache=str(path))
@@ -373,6 +471,7 @@ PROTOCOLS = ("knn", "svm", "linear", "retrieval")
 EVAL_MODALITIES = ("auto", "video", "audio", "both")
 FEATURE_CHOICES = ("auto",) + FEATURES
 TRAIN_ON = ("clips", "files")
+SMALL_CLASSES = ("drop", "refuse")
 
 @dataclass
 class EvalConfig:
@@ -394,6 +493,8 @@ class EvalConfig:
     fps: float = _f(0.0, "video frame rate (0: the checkpoint's)")
     audio_seconds: float = _f(0.0, "audio seconds per clip (0: the protocol's, ESC-50 2 s, DCASE 1 s; else the checkpoint's)")
     val_fraction: float = _f(0.1, "share of each class's training files held out to choose hyper-parameters, when the data set has no val split")
+    allow_outside_root: bool = _f(False, "csv: accept labels.csv paths that are absolute or lead out of data_root with '..'")
+    small_classes: str = _f("drop", "classes with fewer files than the split protocol needs (k-fold: one per fold): drop (reported) or refuse")
     # classifiers
     train_on: str = _f("clips", "fit the SVM and linear probe on every clip (clips) or on clip-averaged files (files)")
     knn_k: tuple = _f((1, 5, 10, 20), "k-NN: numbers of neighbours tried")
@@ -467,6 +568,9 @@ def check_eval_config(cfg: EvalConfig) -> EvalConfig:
         elif cfg.data_root and not Path(cfg.data_root).expanduser().is_dir():
             errs.append(f"data_root={cfg.data_root!r} does not exist or is not a folder: check the path"
                         + (" ('' = the default embedded set, generated if missing)" if cfg.dataset == "embedded" else ""))
+        elif cfg.dataset == "csv":  # the list is small and its mistakes are cheap to find now
+            try: read_labels_csv(cfg.data_root, allow_outside_root=cfg.allow_outside_root)
+            except (ValueError, FileNotFoundError) as e: errs.append(str(e))
     if cfg.modality not in EVAL_MODALITIES: errs.append(f"modality={cfg.modality!r} is unknown: choose one of {EVAL_MODALITIES}")
     elif entry is not None:
         wanted = resolve_modalities(cfg)
@@ -476,6 +580,9 @@ def check_eval_config(cfg: EvalConfig) -> EvalConfig:
             errs.append("features='conv5x' is the official audio protocol and is not defined for video: use features='auto' "
                         "(conv5x for ESC-50/DCASE audio) or 'pooled', or modality='audio'")
     need(cfg.features in FEATURE_CHOICES, f"features={cfg.features!r} is unknown: choose one of {FEATURE_CHOICES}")
+    need(cfg.small_classes in SMALL_CLASSES, f"small_classes={cfg.small_classes!r} is unknown: choose one of {SMALL_CLASSES}")
+    need(not cfg.allow_outside_root or cfg.dataset in ("csv", "embedded"),
+         f"allow_outside_root=True concerns labels.csv paths, which dataset={cfg.dataset!r} does not read: use dataset='csv'")
     need(cfg.train_on in TRAIN_ON, f"train_on={cfg.train_on!r} is unknown: choose one of {TRAIN_ON}")
     need(cfg.device in DEVICES, f"device={cfg.device!r} is unknown: choose one of {DEVICES}")
     need(cfg.device != "cuda" or torch.cuda.is_available(), "device='cuda' but torch.cuda.is_available() is False: use 'auto' or 'cpu'")
@@ -497,6 +604,49 @@ def check_eval_config(cfg: EvalConfig) -> EvalConfig:
         need(ok, f"{k}={v!r} must be a non-empty list of " + ("whole numbers >= 1" if kind is int else "numbers >= 0" if low == 0 else "numbers > 0"))
     if errs: raise ValueError("invalid EvalConfig:\n  " + "\n  ".join(errs))
     return cfg
+
+# %% ../nbs/07_evaluation.ipynb #a1b2c311
+class Scored(NamedTuple):
+    "The part of a split that is scored: its items, the original label of each scored class (in new-label order), names, what was left out."
+    train: list
+    val: list
+    test: list
+    labels: list
+    class_names: list
+    left_out: list  # [path, part, reason] of every listed file that is not scored
+
+def small_classes(items: list, min_files: int) -> dict:
+    "{label: number of files} of the classes of `items` that have fewer than `min_files` files."
+    counts = Counter(it.label for it in items)
+    return {label: n for label, n in sorted(counts.items()) if n < min_files}
+
+def _class_name(s: EvalSplit, label: int) -> str:
+    return s.class_names[label] if label < len(s.class_names) and s.class_names[label] else f"label {label}"
+
+def scored_split(s: EvalSplit, unusable: dict, min_files: int = 1) -> Scored:
+    "The files of split `s` that are scored: usable ones (not in `unusable`, {path: reason}) of classes with `min_files` and a training file."
+    parts = dict(train=s.train, val=s.val, test=s.test)
+    left_out = [[it.path, part, unusable[it.path]] for part, items in parts.items() for it in items if it.path in unusable]
+    usable = {part: [it for it in items if it.path not in unusable] for part, items in parts.items()}
+    every = [it for items in usable.values() for it in items]
+    reasons = {label: f"class {_class_name(s, label)!r} has {n} usable file(s), fewer than the {min_files} the split protocol needs"
+               for label, n in small_classes(every, min_files).items()}
+    untrained = {it.label for it in every} - {it.label for it in usable["train"] + usable["val"]} - set(reasons)
+    reasons.update({label: f"class {_class_name(s, label)!r} has no training file in this split" for label in untrained})
+    left_out += [[it.path, part, reasons[it.label]] for part, items in usable.items() for it in items if it.label in reasons]
+    labels = sorted({it.label for it in every} - set(reasons))
+    keep = {part: [it for it in items if it.label not in reasons] for part, items in usable.items()}
+    if len(labels) < 2 or not keep["test"] or not keep["val"]:
+        raise ValueError(f"{len(labels)} class(es), {len(keep['val'])} validation and {len(keep['test'])} test file(s) are left to score after "
+                         f"leaving out {len(left_out)} file(s), e.g. " + "; ".join(f"{p}: {r}" for p, _, r in left_out[:3])
+                         + ": a probe needs 2 classes and files in each part; add files to the small classes, or fix the files left out")
+    return Scored(keep["train"], keep["val"], keep["test"], labels, [_class_name(s, label) for label in labels], left_out)
+
+def relabelled(f: Features, labels: list) -> Features:
+    "`f` with its classes renumbered 0, 1, ... in the order of `labels` (the original labels of the scored classes)."
+    new = torch.full((max(labels) + 1,), -1, dtype=torch.long)
+    new[torch.as_tensor(labels)] = torch.arange(len(labels))
+    return Features(f.x, new[f.y], f.paths)
 
 # %% ../nbs/07_evaluation.ipynb #78911d2b
 def _resolve_device(device: str) -> str:
@@ -520,14 +670,16 @@ def _probe_dim(backbone: Backbone, s: dict) -> int:
          else torch.zeros(1, 1, LogMelConfig().n_mels, LogMelConfig().num_frames(LogMelConfig().num_samples(s["audio_seconds"]))))
     with torch.no_grad(): return (backbone(x) if s["features"] == "pooled" else conv5x_features(backbone, x)).shape[1]
 
+SUMMARISED = ("top1", "top5", "recall@", "csls_recall@", "hub_share")  # the metrics (or their prefixes) averaged over splits
+
 def summarise(runs: list) -> dict:
-    "Mean, sample standard deviation (0 for one split) and values over splits of every top-1, top-5 and recall@k."
+    "Mean, sample standard deviation (0 for one split) and values over splits of every top-1, top-5, recall@k and hub share."
     values = defaultdict(list)
     for run in runs:
         for target, protocols in run["results"].items():
             for name, res in protocols.items():
                 for metric, v in res.items():
-                    if metric in ("top1", "top5") or metric.startswith("recall@"): values[f"{target}/{name}/{metric}"].append(v)
+                    if v is not None and metric.startswith(SUMMARISED): values[f"{target}/{name}/{metric}"].append(v)
     return {k: dict(mean=statistics.fmean(v), std=statistics.stdev(v) if len(v) > 1 else 0.0, n=len(v), values=v) for k, v in values.items()}
 
 def _write_json(obj, path: Path):
@@ -544,12 +696,45 @@ def available_modalities(cfg: EvalConfig, modalities: tuple, nets: dict) -> tupl
     return tuple(m for m in modalities if m not in missing)
 
 def evaluate(cfg: EvalConfig, out_dir="runs/evaluate") -> dict:
-    "Run `cfg`'s protocols on each requested split and average them; write metrics.json, results.md and confusion.png to `out_dir`."
+    "Run `cfg`'s protocols on each requested split and average them; write metrics.json, results.md, excluded.csv and confusion.png."
     check_eval_config(cfg)
     threads = torch.get_num_threads()
     if cfg.cpu_threads: torch.set_num_threads(cfg.cpu_threads)
     try: return _evaluate(cfg, out_dir)
     finally: torch.set_num_threads(threads)
+
+def _refuse_small_classes(cfg: EvalConfig, s: EvalSplit, split: int):
+    "With small_classes='refuse': a ValueError naming the classes with fewer files than the split protocol needs."
+    need = EVAL_DATASETS[cfg.dataset].min_class_files
+    small = small_classes(s.train + s.val + s.test, need)
+    if small: raise ValueError(f"{cfg.dataset} split {split}: {len(small)} class(es) have fewer than the {need} files the protocol needs: "
+                               + ", ".join(f"{_class_name(s, l)!r} ({n})" for l, n in small.items())
+                               + ": add files, or pass small_classes='drop' to leave them out of the scored classes")
+
+def _split_results(cfg: EvalConfig, sc: Scored, feats: dict, protocols: tuple, fits: dict, grids: dict, model, device: str) -> dict:
+    "Every protocol's scores on one split's scored files, each with its chance and majority-class baselines."
+    n, results = len(sc.labels), {}
+    for m, f in feats.items():
+        tr, va, te = (f.take(part) for part in (sc.train, sc.val, sc.test))
+        base = class_baselines(tr.cat(va).y, te.y, n)
+        results[m] = {p: dict(evaluate_probe(fits[p], grids[p], tr, va, te, n, "files" if p == "knn" else cfg.train_on), **base)
+                      for p in protocols if p != "retrieval"}
+        if "retrieval" in protocols:
+            gallery = tr.cat(va)
+            results[m]["retrieval"] = dict(recall_at_k(te.files, te.y, gallery.files, gallery.y, cfg.recall_k), queries=len(te.y),
+                                           gallery=len(gallery.y), **retrieval_baselines(te.y, gallery.y, cfg.recall_k))
+    if model is not None:  # both features are pooled here (conv5x is audio-only), what the projectors were trained on
+        for q, g in (("video", "audio"), ("audio", "video")):
+            results[f"{q}->{g}"] = {"retrieval": _cross_retrieval(model, q, g, feats, sc, cfg.recall_k, device)}
+    return results
+
+def _cross_retrieval(model: CrissCross, q: str, g: str, feats: dict, sc: Scored, ks: tuple, device: str) -> dict:
+    "Test files of modality `q` query the training files of `g` through the heads: recall@k, CSLS recall@k, hub share, baselines."
+    te, train_q, gallery = feats[q].take(sc.test), feats[q].take(sc.train + sc.val), feats[g].take(sc.train + sc.val)
+    qx, gx = head_embeddings(model, q, te.x, "p", device), head_embeddings(model, g, gallery.x, "z", device)
+    reference = head_embeddings(model, q, train_q.x, "p", device)  # how near each gallery item is to training queries
+    return dict(recall_at_k(qx, te.y, gx, gallery.y, ks), **csls_recall_at_k(qx, te.y, gx, gallery.y, reference, ks),
+                hub_share=hub_share(qx, gx), queries=len(te.y), gallery=len(gallery.y), **retrieval_baselines(te.y, gallery.y, ks))
 
 def _evaluate(cfg: EvalConfig, out_dir) -> dict:
     t0 = time.perf_counter()
@@ -557,7 +742,9 @@ def _evaluate(cfg: EvalConfig, out_dir) -> dict:
     entry, protocols, modalities = EVAL_DATASETS[cfg.dataset], parse_protocols(cfg.protocol), resolve_modalities(cfg)
     device = _resolve_device(cfg.device)
     splits = [cfg.split] if cfg.split else list(range(1, entry.splits + 1))
-    items = {k: load_split(cfg.dataset, cfg.data_root, k, cfg.val_fraction, cfg.seed) for k in splits}  # a broken layout fails here
+    items = {k: load_split(cfg.dataset, cfg.data_root, k, cfg.val_fraction, cfg.seed, cfg.allow_outside_root) for k in splits}  # a broken layout fails here
+    if cfg.small_classes == "refuse":
+        for k, s in items.items(): _refuse_small_classes(cfg, s, k)
     loaded = load_for_evaluation(cfg.checkpoint, cfg.preset, cfg.seed)
     nets = dict(video=loaded.video, audio=loaded.audio)
     modalities = available_modalities(cfg, modalities, nets)
@@ -573,60 +760,72 @@ def _evaluate(cfg: EvalConfig, out_dir) -> dict:
                 linear=partial(fit_linear, epochs=cfg.linear_epochs, batch_size=cfg.linear_batch, seed=cfg.seed, device=device))
     grids = dict(knn=[dict(k=k) for k in cfg.knn_k], svm=[dict(C=float(c)) for c in cfg.svm_c],
                  linear=[dict(lr=float(lr), weight_decay=float(wd)) for lr in cfg.linear_lr for wd in cfg.linear_wd])
-    runs, feature_facts, class_names = [], {}, []
+    runs, feature_facts, class_names, excluded = [], {}, [], []
     for k, s in items.items():
-        class_names = s.class_names if len(s.class_names) > len(class_names) else class_names
-        feats = {}
+        feats, unusable = {}, {}
         for m, st in settings.items():
             feats[m], facts = cached_features(nets[m], s.train + s.val + s.test, st, cache_dir, cfg.batch_size, cfg.num_workers,
                                               device, cfg.progress)
             feature_facts.setdefault(m, []).append(dict(split=k, **facts))
-        results = {}
-        for m in modalities:
-            tr, va, te = (feats[m].take(part) for part in (s.train, s.val, s.test))
-            results[m] = {p: evaluate_probe(fits[p], grids[p], tr, va, te, s.n_classes, "files" if p == "knn" else cfg.train_on)
-                          for p in protocols if p != "retrieval"}
-            if "retrieval" in protocols:
-                gallery = tr.cat(va)
-                results[m]["retrieval"] = dict(recall_at_k(te.files, te.y, gallery.files, gallery.y, cfg.recall_k), queries=len(te.y), gallery=len(gallery.y))
-        if cross == "done":  # both features are pooled here (conv5x is audio-only), what the projectors were trained on
-            for q, g in (("video", "audio"), ("audio", "video")):
-                te, gallery = feats[q].take(s.test), feats[g].take(s.train + s.val)
-                qx, gx = head_embeddings(loaded.model, q, te.x, "p", device), head_embeddings(loaded.model, g, gallery.x, "z", device)
-                results[f"{q}->{g}"] = {"retrieval": dict(recall_at_k(qx, te.y, gx, gallery.y, cfg.recall_k), queries=len(te.y), gallery=len(gallery.y))}
-        runs.append(dict(split=k, val_source=s.val_source, files=dict(train=len(s.train), val=len(s.val), test=len(s.test)),
-                         n_classes=s.n_classes, results=results))
+            unusable.update({p: f"{m}: {r}" for p, r in facts["excluded_files"]})
+        sc = scored_split(s, unusable, entry.min_class_files)
+        feats = {m: relabelled(f.take(sc.train + sc.val + sc.test), sc.labels) for m, f in feats.items()}
+        results = _split_results(cfg, sc, feats, protocols, fits, grids, loaded.model if cross == "done" else None, device)
+        class_names = sc.class_names if len(sc.class_names) > len(class_names) else class_names
+        excluded += [[path, f"split {k}", part, reason] for path, part, reason in sc.left_out]
+        runs.append(dict(split=k, val_source=s.val_source, files=dict(train=len(sc.train), val=len(sc.val), test=len(sc.test)),
+                         listed=dict(train=len(s.train), val=len(s.val), test=len(s.test)), left_out=len(sc.left_out),
+                         left_out_classes=sorted({r for *_, r in sc.left_out if r.startswith("class ")}),
+                         n_classes=len(sc.labels), class_names=sc.class_names, results=results))
         if cfg.progress: print(f"split {k}: " + "; ".join(f"{t} {p} {_headline(r)}" for t, ps in results.items() for p, r in ps.items()), flush=True)
     metrics = dict(config=asdict(cfg), version=crisscross.__version__, checkpoint=loaded.source, dataset=cfg.dataset,
                    class_names=class_names, protocols=list(protocols), modalities=list(modalities), device=device,
                    settings=settings, feature_dims=dims, features=feature_facts, cross_modal=cross or "not requested",
-                   splits=runs, summary=summarise(runs), seconds=time.perf_counter() - t0)
+                   splits=runs, summary=summarise(runs), excluded=excluded, seconds=time.perf_counter() - t0)
+    _write_outputs(metrics, out, protocols)
+    return metrics
+
+def _write_outputs(metrics: dict, out: Path, protocols: tuple):
+    "metrics.json, results.md, excluded.csv (every file left out, with the reason) and confusion.png; the left-out files printed."
     _write_json(metrics, out / "metrics.json")
     (out / "results.md").write_text(markdown_table(results_table(metrics)) + "\n")
+    with open(out / "excluded.csv", "w", newline="") as f:
+        w = csv.writer(f); w.writerow(["path", "split", "part", "reason"]); w.writerows(metrics["excluded"])
+    if metrics["excluded"]:
+        print(f"{len(metrics['excluded'])} listed file(s) were left out of the scores (all in {out / 'excluded.csv'}):\n"
+              + excluded_lines(metrics["excluded"]), flush=True)
     if any(p != "retrieval" for p in protocols):
         import matplotlib.pyplot as plt
         fig = plot_confusions(metrics); fig.savefig(out / "confusion.png", dpi=80); plt.close(fig)
-    return metrics
 
 def _headline(r: dict) -> str:
     if "top1" in r: return f"{grid_name(r['chosen'])} top-1 {r['top1']:.3f}"
     return " ".join(f"{k} {v:.3f}" for k, v in r.items() if k.startswith("recall@"))
 
+
 # %% ../nbs/07_evaluation.ipynb #7710546b
+def _baseline(metrics: dict, target: str, protocol: str, kind: str, metric: str):
+    "Mean over splits of the `kind` ('chance' or 'majority') baseline of `metric`; None where it has none (the hub share)."
+    metric = metric.removeprefix("csls_")  # CSLS reorders the same gallery: the same baselines
+    v = [r["results"][target][protocol].get(kind, {}).get(metric) for r in metrics["splits"]]
+    return round(statistics.fmean(v), 4) if v and None not in v else None
+
 def results_table(metrics: dict):
-    "A pandas DataFrame: one row per (target, protocol, metric) with mean, std, splits and the chosen hyper-parameters."
+    "A pandas DataFrame: one row per (target, protocol, metric) with mean, std, splits, chance, majority-class baseline, the choices."
     import pandas as pd
     rows = []
     for key, s in metrics["summary"].items():
         target, protocol, metric = key.split("/")
         chosen = [grid_name(r["results"][target][protocol]["chosen"]) for r in metrics["splits"] if "chosen" in r["results"][target][protocol]]
         rows.append(dict(target=target, protocol=protocol, metric=metric, mean=round(s["mean"], 4), std=round(s["std"], 4), splits=s["n"],
-                         chosen=" | ".join(chosen)))
-    return pd.DataFrame(rows, columns=["target", "protocol", "metric", "mean", "std", "splits", "chosen"])
+                         chance=_baseline(metrics, target, protocol, "chance", metric),
+                         majority=_baseline(metrics, target, protocol, "majority", metric), chosen=" | ".join(chosen)))
+    return pd.DataFrame(rows, columns=["target", "protocol", "metric", "mean", "std", "splits", "chance", "majority", "chosen"])
 
 def markdown_table(df) -> str:
     "A DataFrame as a GitHub markdown table."
-    cells = [[str(v) for v in row] for row in df.itertuples(index=False)]
+    text = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)  # no baseline: an empty cell
+    cells = [[text(v) for v in row] for row in df.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 

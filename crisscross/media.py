@@ -136,17 +136,25 @@ def _stream_end(c, s, origin: float) -> float | None:
     tag = _tag_seconds(s.metadata.get("DURATION"))
     return tag - origin if tag else _header_duration(c, origin)
 
-def _data_end(c, streams: list, origin: float, after: float = 0.0) -> float:
-    "Where the packets of `streams` really end (s), read from a seek to `after` (decodes nothing)."
-    try: _seek(c, streams[0], after, origin)
-    except _AV_ERRORS:  # no index to seek with: read from the start
-        try: _seek(c, streams[0], 0, origin)
-        except _AV_ERRORS: pass
+def _packets_end(c, streams: list, origin: float) -> float:
+    "Where the packets that `c` still holds for `streams` end (s); -inf when it holds none (decodes nothing)."
     end = -math.inf
     for p in c.demux(streams):
         ts = p.pts if p.pts is not None else p.dts
         if ts is not None and p.time_base is not None: end = max(end, float((ts + (p.duration or 0)) * p.time_base) - origin)
     return end
+
+def _data_end(c, streams: list, origin: float, after: float = 0.0) -> float:
+    "Where the packets of `streams` really end (s), read from a seek to `after`, else from the start of a fresh open."
+    try: _seek(c, streams[0], after, origin); end = _packets_end(c, streams, origin)
+    except _AV_ERRORS: end = -math.inf
+    if end > -math.inf: return end
+    # no packet after the seek: a cut file, or a short one that refuses seeks (a FLAC file of one packet does,
+    # even to 0); reading from the start, which needs no seek, tells the two apart
+    try:
+        with av.open(c.name, metadata_errors="ignore") as fresh:
+            return _packets_end(fresh, [fresh.streams[s.index] for s in streams], origin)
+    except _AV_ERRORS: return -math.inf
 
 def display_rotation(frame, stream) -> int:
     "Counter-clockwise display rotation (0, 90, 180 or 270) from a frame's display matrix or the old 'rotate' tag."

@@ -97,7 +97,7 @@ def test_ucf101_three_official_splits_every_protocol(tmp_path, media):
     assert [f["cached"] for f in m["features"]["video"]] == [False, True, True]
     assert m["feature_dims"]["video"] == 32  # 8 x width 4
     table = results_table(m)
-    assert len(table) == 3 * 2 + 4 and set(table.protocol) == {"knn", "svm", "linear", "retrieval"}
+    assert len(table) == 3 + 4 and set(table.protocol) == {"knn", "svm", "linear", "retrieval"}  # no top-5 over 2 classes
     assert (out / "confusion.png").stat().st_size > 3000 and "| video | svm | top1 |" in (out / "results.md").read_text()
 
 
@@ -151,8 +151,9 @@ def test_dcase2013_folds_sixty_one_second_clips(tmp_path, media):
     m = evaluate(eval_config(dataset="dcase2013", data_root=str(root.parent), split=3, **dict(FAST, clips=0)), tmp_path / "run")
     st, run = m["settings"]["audio"], m["splits"][0]
     assert (st["clips"], st["audio_seconds"], st["features"]) == (60, 1.0, "conv5x") and m["feature_dims"]["audio"] == 32 * 3 * 1
-    assert run["n_classes"] == 5 and set(run["results"]["audio"]) == {"knn", "svm", "linear", "retrieval"}
-    assert all(len(run["results"]["audio"][p]["confusion"]) == 5 for p in ("knn", "svm", "linear"))  # bus is class 0, park class 4
+    assert run["n_classes"] == 2 and set(run["results"]["audio"]) == {"knn", "svm", "linear", "retrieval"}  # classes with files
+    assert all(len(run["results"]["audio"][p]["confusion"]) == 2 for p in ("knn", "svm", "linear"))  # bus (label 0), park (label 4)
+    assert run["class_names"] == ["bus", "park"]
     assert run["files"] == dict(train=6, val=2, test=2)  # fold 3 of 5 stratified folds, a val file per class from the rest
     cache = torch.load(m["features"]["audio"][0]["cache"], weights_only=True)
     assert cache["x"].shape == (10, 60, 96)
@@ -172,6 +173,10 @@ def test_embedded_checkpoints_and_cross_modal_retrieval(tmp_path, tiny, pretrain
     assert full["checkpoint"]["kind"] == "training checkpoint" and len(full["checkpoint"]["sha256"]) == 64
     r = full["splits"][0]["results"]["video->audio"]["retrieval"]
     assert r["queries"] == 2 and r["gallery"] == 6 and set(r) >= {"recall@1", "recall@5", "recall@10", "recall@20"}
+    # a hub cannot pose as learning: the hub share and CSLS recall beside recall, and chance and the majority ranking
+    assert 0 < r["hub_share"] <= 1 and {"csls_recall@1", "csls_recall@5"} <= set(r) and set(r["chance"]) == set(r["majority"])
+    table = results_table(full)
+    assert {"chance", "majority"} <= set(table.columns) and table[table.metric == "recall@1"].chance.notna().all()
     assert not (tmp_path / "ckpt" / "confusion.png").exists()  # retrieval only: no classifier, no confusion matrix
     # backbones.pt holds the same backbone weights as the final checkpoint: the cached features are reused
     bb = evaluate(eval_config(checkpoint=str(backbones), **kw), tmp_path / "bb")
@@ -256,6 +261,8 @@ def test_garbage_test_files_leave_every_choice_unchanged_end_to_end(tmp_path, ti
     (dict(dataset="ucf101", split=4), "split=4 is out of range"),
     (dict(modality="smell"), "modality='smell'"),
     (dict(knn_k="0,5"), "knn_k"),
+    (dict(small_classes="keep"), "small_classes='keep'"),
+    (dict(dataset="ucf101", allow_outside_root=True), "allow_outside_root=True concerns labels.csv"),
 ])
 def test_bad_parameters_are_refused_before_compute(tmp_path, monkeypatch, overrides, message):
     def boom(*a, **k): raise AssertionError("compute started")
@@ -280,7 +287,8 @@ def test_evaluate_notebook_runs_under_papermill(tmp_path, tiny):
     assert result.returncode == 0, result.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert m["config"]["svm_c"] == [0.1, 1.0] and m["config"]["preset"] == "tiny" and m["config"]["clips"] == 2
-    assert {"video/svm/top1", "audio/linear/top5", "video->audio/retrieval/recall@1"} <= set(m["summary"])
+    assert {"video/svm/top1", "audio/linear/top1", "video->audio/retrieval/recall@1"} <= set(m["summary"])
+    assert "audio/linear/top5" not in m["summary"]  # 2 classes: top-5 is 1.0 for any model, so it is not reported
     assert (out / "confusion.png").stat().st_size > 3000 and (out / "results.md").read_text().startswith("| target |")
     executed = json.loads((tmp_path / "executed.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
@@ -294,3 +302,110 @@ def test_evaluate_notebook_refuses_bad_parameters(tmp_path):
     result = papermill(tmp_path, ("protocol", "knnn"), ("out_dir", tmp_path / "run"))
     assert result.returncode != 0 and "knnn" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+# Honest evaluation on small real sets -----------------------------------------------------------------------------------
+SMALL = dict(FAST, modality="audio", protocol="knn")
+
+
+def labels_csv(root, rows, header=("path", "label", "class_name", "split")):
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f); w.writerow(header); w.writerows(rows)
+    return root
+
+
+def sound_rows(root, media, counts: dict) -> list:
+    "Copies of the test sound: counts = {(class_name, label, split): files}."
+    rows = []
+    for (name, label, split), n in counts.items():
+        for i in range(n): rows.append([copy(media["wav"], root / name / f"{split}{i}.wav").relative_to(root).as_posix(), label, name, split])
+    return rows
+
+
+def test_labels_csv_paths_stay_inside_the_data_root(tmp_path, media, monkeypatch):
+    root = tmp_path / "set"
+    rows = sound_rows(root, media, {("dog", 0, "train"): 3, ("cat", 1, "train"): 3, ("dog", 0, "test"): 1, ("cat", 1, "test"): 1})
+    outside = copy(media["wav"], tmp_path / "elsewhere" / "x.wav")
+    labels_csv(root, rows + [["../elsewhere/x.wav", 1, "cat", "test"], [str(outside), 0, "dog", "test"], ["/etc/passwd", 0, "dog", "test"]])
+    def boom(*a, **k): raise AssertionError("compute started")
+    with monkeypatch.context() as m:
+        m.setattr(ev, "load_for_evaluation", boom)
+        with pytest.raises(ValueError, match=r"labels.csv: 3 path\(s\) lead outside .*row 10: '\.\./elsewhere/x.wav'.*allow_outside_root"):
+            evaluate(eval_config(dataset="csv", data_root=str(root), **SMALL), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"invalid EvalConfig:\n  .*labels.csv: 3 path\(s\) lead outside"):  # as the notebook checks it
+        ev.check_eval_config(eval_config(dataset="csv", data_root=str(root)))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        metrics = evaluate(eval_config(dataset="csv", data_root=str(root), allow_outside_root=True, **SMALL), tmp_path / "run2")
+    assert metrics["splits"][0]["files"]["test"] == 4  # the two copies outside are scored, as asked
+    assert [(Path(p).name, r) for p, _, _, r in metrics["excluded"]] == [("passwd", "audio: unreadable")]
+    assert "/etc/passwd" in out.getvalue()
+
+
+@pytest.mark.parametrize("header,rows,message", [
+    (("path", "label", "class_name", "split"), [["a.wav", "0", "dog", "train"], ["b.wav", "zero", "cat", "test"]],
+     r"labels.csv, row 3: label 'zero' is not a whole number"),
+    (("file", "label", "class_name", "split"), [["a.wav", "0", "dog", "train"]], r"labels.csv, row 1: .*lacks column\(s\) \['path'\]"),
+    (("path", "label", "class_name", "split"), [["a.wav", "0", "dog", "train"], ["", "1", "cat", "test"]], r"labels.csv, row 3: the path is empty"),
+])
+def test_labels_csv_errors_name_the_file_and_the_row(tmp_path, header, rows, message):
+    root = labels_csv(tmp_path / "set", rows, header)
+    with pytest.raises(ValueError, match=message) as e: load_split("csv", root)
+    assert str(root / "labels.csv") in str(e.value)
+
+
+def test_excluded_files_are_named_and_counts_are_what_is_scored(tmp_path, media):
+    "Unreadable and missing files are named with their reason (output and excluded.csv); counts, classes and top-5 follow what is scored."
+    root = tmp_path / "set"
+    rows = sound_rows(root, media, {("dog", 0, "train"): 3, ("cat", 1, "train"): 3, ("dog", 0, "test"): 2, ("cat", 1, "test"): 1})
+    (root / "dog" / "broken.wav").write_text("not a sound")
+    rows += [["dog/broken.wav", 0, "dog", "test"], ["cat/gone.wav", 1, "cat", "test"]]
+    labels_csv(root, rows)  # labels 0 and 1 only, named in a collection that once had 6 classes: nothing of 2..5 is listed
+    rows[0][1:3] = [5, "ghost"]  # ... and one class (label 5) that has one training file
+    labels_csv(root, rows)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out): metrics = evaluate(eval_config(dataset="csv", data_root=str(root), **SMALL), tmp_path / "run")
+    run = metrics["splits"][0]
+    printed = out.getvalue()
+    assert "broken.wav" in printed and "gone.wav" in printed and "audio: unreadable" in printed, printed
+    with open(tmp_path / "run" / "excluded.csv") as f: listed = {Path(r["path"]).name: r["reason"] for r in csv.DictReader(f)}
+    assert set(listed) == {"broken.wav", "gone.wav"} and all(r.startswith("audio: ") for r in listed.values()), listed
+    assert run["listed"]["test"] == 5 and run["files"]["test"] == run["results"]["audio"]["knn"]["test_files"] == 3
+    assert run["n_classes"] == 3 and run["class_names"] == ["dog", "cat", "ghost"]  # classes that have files, not 6
+    assert "audio/knn/top5" not in metrics["summary"]  # 3 classes: every top-5 is 1.0
+    table = results_table(metrics)
+    top1 = table[table.metric == "top1"].iloc[0]
+    assert top1.chance == round(1 / 3, 4) and top1.majority == round(1 / 3, 4)  # cat, 3 of 6 training files, is 1 of 3 test files
+
+
+def test_classes_too_small_for_the_folds_are_left_out_or_refused(tmp_path, media):
+    "class_folders' 5 folds need 5 files of a class: a class of 2 is reported and left out of the scored classes, or refused."
+    root = tmp_path / "folders"
+    for name, n in (("bird", 5), ("frog", 5), ("wolf", 2)):
+        for i in range(n): copy(media["wav"], root / name / f"{i}.wav")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        metrics = evaluate(eval_config(dataset="class_folders", data_root=str(root), split=1, **SMALL), tmp_path / "run")
+    run = metrics["splits"][0]
+    assert run["n_classes"] == 2 and run["class_names"] == ["bird", "frog"] and run["left_out"] == 2
+    assert run["left_out_classes"] == ["class 'wolf' has 2 usable file(s), fewer than the 5 the split protocol needs"]
+    assert out.getvalue().count("wolf/") == 2 and run["results"]["audio"]["knn"]["chance"]["top1"] == 0.5
+    with pytest.raises(ValueError, match=r"1 class\(es\) have fewer than the 5 files the protocol needs: 'wolf' \(2\).*small_classes='drop'"):
+        evaluate(eval_config(dataset="class_folders", data_root=str(root), split=1, small_classes="refuse", **SMALL), tmp_path / "refused")
+
+
+def test_evaluate_notebook_names_the_files_it_leaves_out(tmp_path, media):
+    root = tmp_path / "set"
+    rows = sound_rows(root, media, {("dog", 0, "train"): 2, ("cat", 1, "train"): 2, ("dog", 0, "test"): 1, ("cat", 1, "test"): 1})
+    labels_csv(root, rows + [["cat/gone.wav", 1, "cat", "test"]])
+    out = tmp_path / "run"
+    result = papermill(tmp_path, ("preset", "tiny"), ("dataset", "csv"), ("data_root", root), ("out_dir", out), ("modality", "audio"),
+                       ("protocol", "knn"), ("knn_k", "1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    executed = json.loads((tmp_path / "executed.ipynb").read_text())
+    text = lambda v: "".join(v) if isinstance(v, list) else v
+    shown = "".join(text(o.get("text", "")) + text(o.get("data", {}).get("text/plain", "")) + text(o.get("data", {}).get("text/markdown", ""))
+                    for c in executed["cells"] for o in c.get("outputs", []))
+    assert "cat/gone.wav" in shown and "audio: unreadable" in shown and "excluded.csv" in shown, shown[-2000:]
+    assert "| chance | majority |" in shown  # the table carries the baselines

@@ -290,3 +290,64 @@ def test_rotation_as_ffmpeg_shows_it(files, tmp_path, rotation):
         shown = np.frombuffer(raw, np.uint8).reshape(info.height, info.width, 3)  # ffmpeg turns it upright by default
         ours = read_span(path, 0.0, 0.5, info=info).frames[0].numpy()
         assert ours.shape == shown.shape == (96, 64, 3) and np.abs(ours.astype(int) - shown).mean() < 2, path
+
+
+def write_packets(path, codec: str, samples: int, rate: int = 44100, fmt: str | None = None) -> tuple:
+    "Encode `samples` of a 440 Hz tone with PyAV into `path`, nothing else: (path, number of packets written)."
+    from fractions import Fraction
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        out.start_encoding()
+        cc, tone = stream.codec_context, 0.5 * np.sin(2 * np.pi * 440 * np.arange(samples) / rate)
+        kind = cc.format.name.rstrip("p")
+        data = (tone * 32767).astype(np.int16) if kind == "s16" else (tone * 2 ** 31).astype(np.int32) if kind == "s32" \
+            else tone.astype(np.float32)
+        step, packets = cc.frame_size or samples, []
+        for s in range(0, samples, step):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[None, s:s + step]), format=cc.format.name, layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, s, Fraction(1, rate)
+            packets += stream.encode(frame)
+        packets = [p for p in packets + list(stream.encode(None)) if p.size]
+        out.mux(packets)
+    return path, len(packets)
+
+
+# complete files of one packet or a few: a FLAC sample shorter than its 4608-sample block, a WAV of one packet, the
+# shortest MP3 and AAC (ADTS and M4A) files an encoder makes (its start-up packet plus one)
+SHORT = {"flac one packet": ("a.flac", "flac", None), "wav one packet": ("a.wav", "pcm_s16le", None),
+         "mp3 one frame": ("a.mp3", "libmp3lame", None), "aac adts one frame": ("a.aac", "aac", "adts"),
+         "m4a one frame": ("a.m4a", "aac", None)}
+
+
+@pytest.mark.parametrize("name", list(SHORT))
+def test_short_complete_files_are_not_truncated(tmp_path, name):
+    "A complete file of one packet (or a few) is probed and read, not called truncated (the FLAC case failed)."
+    file_name, codec, fmt = SHORT[name]
+    samples = 1000  # 23 ms at 44.1 kHz: less than one frame of every codec here
+    path, n_packets = write_packets(tmp_path / file_name, codec, samples, fmt=fmt)
+    assert n_packets <= 3, n_packets
+    info = probe(path)
+    assert info.has_audio and 0.02 < info.duration < 0.08, info.duration
+    for wave in (read_audio(path, 0, info.duration, info=info), read_audio(path, 0, info.duration)):
+        assert wave.shape == (round(info.duration * 16000),) and wave.abs().max() > 0.2, (wave.shape, wave.abs().max())
+
+
+def test_short_flac_as_written_by_write_test_audio(tmp_path):
+    "The six 0.05-0.09 s FLAC samples of issue 23: one packet each, complete, and read whole."
+    for seconds in (0.01, 0.05, 0.09):
+        path = write_test_audio(tmp_path / f"s{seconds}.flac", seconds=seconds, rate=48000, channels=1)
+        info = probe(path)
+        assert abs(info.duration - seconds) < 1e-3, (seconds, info.duration)
+        assert read_audio(path, 0, seconds, info=info).abs().max() > 0.2
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".wav", ".mp3", ".m4a"])
+def test_truncated_audio_files_are_still_caught(tmp_path, suffix):
+    "A long audio file cut to 40% of its bytes is `truncated` (the short-file rule does not let cut files through)."
+    path = write_test_audio(tmp_path / f"long{suffix}", seconds=SECONDS, channels=1)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(path.read_bytes()[:int(0.4 * path.stat().st_size)])
+    try: info = probe(cut)
+    except MediaError as e: assert e.reason == "truncated" and str(cut) in str(e), e
+    else:  # formats that state no length in the header (MP3 guesses it from the bit rate) open as a shorter file
+        assert info.duration < 0.5 * SECONDS, (suffix, info.duration)
