@@ -515,6 +515,30 @@ def _resume(ckpt_dir: Path, cfg: FinetuneConfig):
     if state is not None: _check_resumable(state["config"], cfg, resume_from)
     return state, resume_from
 
+def _phase_model(cfg: FinetuneConfig, n_classes: int, modality: str, steps_per_epoch: int, env: DistEnv) -> tuple:
+    "A fresh classifier on the device, its optimiser, schedule and grad scaler, the precision and the autocast dtype."
+    seed_everything(cfg.seed)   # the same head (and random backbone) in both phases
+    model = Classifier(build_backbone(cfg, modality), n_classes, cfg.dropout, cfg.head_init)
+    if env.device.type == "cuda" and env.distributed and cfg.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(env.device)
+    precision = resolve_precision(cfg)
+    scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
+    return (model, build_finetune_optimizer(model, cfg), build_schedule(cfg, steps_per_epoch), scaler, precision,
+            {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision))
+
+def _restore(state, cfg, phase, model, optimizer, schedule, scaler, steps_per_epoch: int, env: DistEnv) -> tuple:
+    "Load a checkpoint's `state` into the run (or seed a fresh one): epoch, epoch_step, step, stopped, step_log, epoch_log, best, best_state."
+    if state is None:
+        seed_everything(mix_seed(cfg.seed, "rank", env.rank, *(("refit",) if phase == "refit" else ())))
+        return 0, 0, 0, False, [], [], dict(epoch=None, top1=-1.0, loss=math.inf), None
+    model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"]); schedule.load_state_dict(state["scheduler"])
+    if scaler.is_enabled() and state["scaler"]: scaler.load_state_dict(state["scaler"])
+    epoch, epoch_step, step = state["epoch"], state["epoch_step"], state["step"]
+    if epoch_step >= steps_per_epoch: epoch, epoch_step = epoch + 1, 0
+    if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
+    else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
+    return epoch, epoch_step, step, state["stopped"], _rows(state["step_log"]), state["epoch_log"], state["best"], state["best_model"]
+
 def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: int, modality: str, ckpt_dir: Path, stop_epoch: int,
                  env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
     "Train `phase` ('select': validate each epoch, keep the best; 'refit': no validation) up to `stop_epoch`, resumably in `ckpt_dir`."
@@ -525,25 +549,9 @@ def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: i
                          f"(batch_size={cfg.batch_size}): lower batch_size to at most {len(train_ds)} or add data")
     sampler = ShardedSampler(len(train_ds), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
     steps_per_epoch, per_rank = sampler.steps_per_epoch, sampler.per_rank
-    seed_everything(cfg.seed)   # the same head (and random backbone) in both phases
-    model = Classifier(build_backbone(cfg, modality), n_classes, cfg.dropout, cfg.head_init)
-    if cuda and env.distributed and cfg.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(env.device)
-    optimizer, schedule = build_finetune_optimizer(model, cfg), build_schedule(cfg, steps_per_epoch)
-    precision = resolve_precision(cfg)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
-    epoch, epoch_step, step, step_log, epoch_log, stopped = 0, 0, 0, [], [], False
-    best, best_state = dict(epoch=None, top1=-1.0, loss=math.inf), None
-    if state is not None:
-        model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"]); schedule.load_state_dict(state["scheduler"])
-        if scaler.is_enabled() and state["scaler"]: scaler.load_state_dict(state["scaler"])
-        epoch, epoch_step, step, stopped = state["epoch"], state["epoch_step"], state["step"], state["stopped"]
-        step_log, epoch_log, best, best_state = _rows(state["step_log"]), state["epoch_log"], state["best"], state["best_model"]
-        if epoch_step >= steps_per_epoch: epoch, epoch_step = epoch + 1, 0
-        if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
-        else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
-    else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, *(("refit",) if phase == "refit" else ())))
+    model, optimizer, schedule, scaler, precision, amp_dtype = _phase_model(cfg, n_classes, modality, steps_per_epoch, env)
+    epoch, epoch_step, step, stopped, step_log, epoch_log, best, best_state = _restore(
+        state, cfg, phase, model, optimizer, schedule, scaler, steps_per_epoch, env)
     net = DistributedDataParallel(model, device_ids=[env.local_rank] if cuda else None) if env.distributed else model
     if cuda and not cfg.deterministic: torch.backends.cudnn.benchmark = True
     if main:
