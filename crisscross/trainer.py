@@ -63,6 +63,7 @@ class TrainConfig:
     jitter_p: float = _f(0.8, "chance that a video view is colour jittered (the paper preset: 1, as the official code)")
     jitter_order: str = _f("fixed", "colour jitter as one affine map ('fixed'), or torchvision's four steps in a random order with exact hue ('random': the paper preset)")
     audio_resize_crop: str = _f("time", "random resize-crop of the spectrogram in 'time' only, or in 'freq_time' on a 1.5x canvas (the paper preset)")
+    crop_from: str = _f("resized", "video crops from frames scaled to short side 8/7 of the crop while decoding ('resized'), or from the decoded frames ('decoded': the paper preset)")
     fps: float = _f(16.0, "video frame rate")
     audio_seconds: float = _f(2.0, "audio seconds per view (2 s -> 80x201 log-mel)")
     relaxation: str = _f("mild", "temporal relaxation of the two views (crisscross.samplers)")
@@ -114,13 +115,12 @@ class TrainConfig:
 # %% ../nbs/06_trainer.ipynb #ff35c6b6
 from .transforms import AudioAugment
 
-OFFICIAL_AUGMENT = dict(jitter_p=1.0, jitter_order="random", audio_resize_crop="freq_time")  # crisscross-facts.md, "Augmentation"
+OFFICIAL_AUGMENT = dict(jitter_p=1.0, jitter_order="random", audio_resize_crop="freq_time", crop_from="decoded")  # crisscross-facts.md, "Augmentation"
 PAPER_DEVIATIONS = {  # what the paper preset keeps different from the official code on purpose, and why
     "video window": "centred in its audio window (official: anywhere inside it, so 'synchronous' views are only loosely aligned)",
     "blur": "a real 2D Gaussian blur (official quirk: a fixed vertical blur)",
     "loss scale": "the sum of the six pair terms / 3, as the paper prints L (official: / 6); with LARC's coupled weight decay this halves the effective decay",
     "cutout fill": "the normalised zero, i.e. the ImageNet mean colour (official: the patch multiplied by the clip's mean value)",
-    "frame size": "frames scaled to short side 8/7 of the crop while decoding (official: crops from the decoded frames; not yet an option)",
 }
 PRESETS = {
     "paper": dict(OFFICIAL_AUGMENT),  # the TrainConfig defaults and the official augmentation; PAPER_DEVIATIONS lists what differs
@@ -137,6 +137,9 @@ def pretrain_augments(cfg: TrainConfig) -> dict:
     "The `video_augment` and `audio_augment` of PretrainViews that `cfg` asks for."
     if cfg.audio_resize_crop not in ("time", "freq_time"):
         raise ValueError(f"audio_resize_crop={cfg.audio_resize_crop!r} is unknown: choose 'time' or 'freq_time'")
+    if cfg.crop_from not in ("resized", "decoded"): raise ValueError(f"crop_from={cfg.crop_from!r} is unknown: choose 'resized' or 'decoded'")
+    if cfg.crop_from == "decoded" and cfg.cache_decoded:
+        raise ValueError("crop_from='decoded' with cache_decoded=True: the cache holds frames scaled while decoding; turn one of them off")
     video = VideoAugment(size=cfg.size, scale=cfg.crop_scale, saturation=cfg.saturation_jitter, hue=cfg.hue_jitter, gray_p=cfg.gray_p,
                          jitter_p=cfg.jitter_p, jitter_order=cfg.jitter_order, max_cutout=round(20 * cfg.size / 112))  # 20 px at 112, scaled
     return dict(video_augment=video, audio_augment=AudioAugment(freq_scale=(0.6, 1.5) if cfg.audio_resize_crop == "freq_time" else None))
@@ -206,9 +209,11 @@ def _random_views(cfg: TrainConfig) -> RandomViews:
 
 def _views(cfg: TrainConfig, items: list) -> PretrainViews:
     if cfg.data_fraction < 1: items = stratified_split(items, cfg.data_fraction, seed=cfg.seed)[1]  # the paper's Tab. 2 uses 25-100%
-    return PretrainViews(items, cfg.relaxation, clips_per_video=cfg.clips_per_video, frames=cfg.frames, fps=cfg.fps,
-                         size=cfg.size, audio_seconds=cfg.audio_seconds, seed=cfg.seed, progress=cfg.progress, cache=cfg.cache_decoded,
-                         **pretrain_augments(cfg))
+    views = PretrainViews(items, cfg.relaxation, clips_per_video=cfg.clips_per_video, frames=cfg.frames, fps=cfg.fps,
+                          size=cfg.size, audio_seconds=cfg.audio_seconds, seed=cfg.seed, progress=cfg.progress, cache=cfg.cache_decoded,
+                          **pretrain_augments(cfg))
+    if cfg.crop_from == "decoded": views.short_side = None   # frames as decoded (PretrainViews' argument has no value for it yet)
+    return views
 
 def _embedded_views(cfg: TrainConfig) -> PretrainViews:
     root = open_embedded(cfg.data_root, progress=cfg.progress)

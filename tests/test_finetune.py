@@ -315,3 +315,18 @@ def test_refit_after_selection_reads_no_test_file(tmp_path, small, monkeypatch):
     assert refit_clips == m["refit"]["steps"] * 4 and m["refit"]["epochs"] == m["chosen_epoch"]
     assert [r["phase"] for r in m["reads"]] == ["select", "refit", "test"] and not set(m["reads"][1]["files"]) & test
     assert m["test"] != m["test_validation_chosen"] or m["finetuned_param_sha256"] != m["chosen_param_sha256"]
+
+
+def test_paper_preset_crops_from_the_decoded_frames(small):
+    "paper: the augmentation sees the frames as decoded (32 px here); tiny: frames scaled to 8/7 of the crop while decoding, as before."
+    from crisscross.data import labelled_csv
+    from crisscross.trainer import _views, config_from_preset
+    seen = {}
+    for name in ("paper", "tiny"):
+        views = _views(config_from_preset(name, dataset="embedded", frames=4, size=16, audio_seconds=1.0, progress=False), labelled_csv(small, "train"))
+        draw = views.video_augment.sample_params
+        views.video_augment.sample_params = lambda n, h, w, g=None: seen.setdefault(name, (h, w)) and draw(n, h, w, g)
+        assert views[0]["v1"].shape == (3, 4, 16, 16)
+    assert seen == {"paper": (32, 32), "tiny": (18, 18)}
+    with pytest.raises(ValueError, match="crop_from='decoded' with cache_decoded=True"):
+        _views(config_from_preset("paper", cache_decoded=True), labelled_csv(small, "train"))
