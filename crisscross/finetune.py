@@ -431,7 +431,7 @@ def build_schedule(cfg: FinetuneConfig, steps_per_epoch: int):
 
 # %% ../nbs/08_finetune.ipynb #f00eecf3
 FT_RESUME_MAY_CHANGE = ("max_steps", "num_workers", "cpu_threads", "ckpt_every", "keep_last", "progress", "resume", "data_root",
-                        "device", "deterministic", "eval_batch_size")
+                        "device", "deterministic", "eval_batch_size", "refit")  # refit: a finished selection can be refit later
 
 def _check_resumable(saved: dict, cfg: FinetuneConfig, path: Path):
     "Refuse to continue a run whose checkpoint was made with different settings."

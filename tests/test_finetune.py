@@ -212,6 +212,9 @@ def test_test_labels_never_steer_the_chosen_epoch(tmp_path, small):
     (dict(patience=-1), 1, "patience=-1 must be >= 0"),
     (dict(precision="fp16", device="cpu"), 1, "needs CUDA"),
     (dict(precision="bf16", device="cpu"), 1, "precision='bf16' on the CPU is refused"),
+    (dict(milestones=(10, 6)), 1, "milestones=(10, 6) must be increasing positive epochs"),
+    (dict(schedule="linear"), 1, "schedule='linear' is unknown"),
+    (dict(clips_per_video=0), 1, "clips_per_video=0 must be a positive integer"),
 ])
 def test_bad_values_are_refused_before_compute(overrides, world_size, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -330,3 +333,12 @@ def test_paper_preset_crops_from_the_decoded_frames(small):
     assert seen == {"paper": (32, 32), "tiny": (18, 18)}
     with pytest.raises(ValueError, match="crop_from='decoded' with cache_decoded=True"):
         _views(config_from_preset("paper", cache_decoded=True), labelled_csv(small, "train"))
+
+
+def test_a_finished_selection_is_refit_later_as_a_straight_run_would(tmp_path, small):
+    "refit=False, then the same out_dir with refit=True: the selection is not trained again, and the refit equals a straight run's."
+    first = quiet(finetune, tiny(small, refit=False), tmp_path / "later")
+    assert first["refit"] is None and first["headline"] == "the validation-chosen epoch" and first["test"] == first["test_validation_chosen"]
+    later, straight = quiet(finetune, tiny(small), tmp_path / "later"), quiet(finetune, tiny(small), tmp_path / "straight")
+    assert later["step_log"] == first["step_log"] and later["refit"]["steps"] > 0
+    assert later["finetuned_param_sha256"] == straight["finetuned_param_sha256"] and later["test"] == straight["test"]
