@@ -1,4 +1,4 @@
-"""Full fine-tuning of a pretrained (or random) backbone with a linear head: the epoch chosen on validation data, the test split evaluated once with dense clips
+"""Full fine-tuning of a pretrained (or random) backbone with a linear head: the epoch chosen on validation data, a refit on every training file, the test split evaluated once with dense clips
 
 Docs: https://crisscross-dev.github.io/crisscross/finetune.html.md"""
 
