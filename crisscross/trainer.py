@@ -29,14 +29,15 @@ from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetic
 from .synthetic import ensure_embedded, open_embedded
 
 # %% auto #0
-__all__ = ['PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED', 'DEVICES', 'CKPT_RE', 'RESUME_MAY_CHANGE',
-           'TrainConfig', 'check_field_names', 'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews',
-           'DatasetEntry', 'make_dataset', 'env_world_size', 'resolve_precision', 'check_config', 'ShardedSampler',
-           'worker_init_fn', 'seed_everything', 'rng_state', 'set_rng_state', 'LARC', 'backbone_args', 'build_model',
-           'param_groups', 'build_optimizer', 'warmup_cosine', 'LRSchedule', 'atomic_save', 'list_checkpoints',
-           'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'remove_stale_tmp', 'DistEnv',
-           'setup_distributed', 'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views',
-           'param_digest', 'pack_step_log', 'unpack_step_log', 'train', 'PoisonedViews']
+__all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED',
+           'DEVICES', 'CKPT_RE', 'RESUME_MAY_CHANGE', 'TrainConfig', 'pretrain_augments', 'check_field_names',
+           'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset',
+           'env_world_size', 'resolve_precision', 'check_config', 'ShardedSampler', 'worker_init_fn', 'seed_everything',
+           'rng_state', 'set_rng_state', 'LARC', 'backbone_args', 'build_model', 'param_groups', 'build_optimizer',
+           'warmup_cosine', 'LRSchedule', 'atomic_save', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
+           'load_checkpoint', 'remove_stale_tmp', 'DistEnv', 'setup_distributed', 'z_spread', 'export_backbones',
+           'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest', 'pack_step_log', 'unpack_step_log',
+           'train', 'PoisonedViews']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 def _f(default, help: str):
@@ -59,6 +60,10 @@ class TrainConfig:
     saturation_jitter: float = _f(0.4, "colour jitter of the video views: saturation factor drawn from 1 +- this")
     hue_jitter: float = _f(0.2, "colour jitter of the video views: hue shift drawn from +- this (turns, at most 0.5)")
     gray_p: float = _f(0.2, "chance that a video view is turned to grey")
+    jitter_p: float = _f(0.8, "chance that a video view is colour jittered (the paper preset: 1, as the official code)")
+    jitter_order: str = _f("fixed", "colour jitter as one affine map ('fixed'), or torchvision's four steps in a random order with exact hue ('random': the paper preset)")
+    audio_resize_crop: str = _f("time", "random resize-crop of the spectrogram in 'time' only, or in 'freq_time' on a 1.5x canvas (the paper preset)")
+    crop_from: str = _f("resized", "video crops from frames scaled to short side 8/7 of the crop while decoding ('resized'), or from the decoded frames ('decoded': the paper preset)")
     fps: float = _f(16.0, "video frame rate")
     audio_seconds: float = _f(2.0, "audio seconds per view (2 s -> 80x201 log-mel)")
     relaxation: str = _f("mild", "temporal relaxation of the two views (crisscross.samplers)")
@@ -108,8 +113,17 @@ class TrainConfig:
     resume: bool = _f(True, "continue from the latest checkpoint in out_dir")
 
 # %% ../nbs/06_trainer.ipynb #ff35c6b6
+from .transforms import AudioAugment
+
+OFFICIAL_AUGMENT = dict(jitter_p=1.0, jitter_order="random", audio_resize_crop="freq_time", crop_from="decoded")  # crisscross-facts.md, "Augmentation"
+PAPER_DEVIATIONS = {  # what the paper preset keeps different from the official code on purpose, and why
+    "video window": "centred in its audio window (official: anywhere inside it, so 'synchronous' views are only loosely aligned)",
+    "blur": "a real 2D Gaussian blur (official quirk: a fixed vertical blur)",
+    "loss scale": "the sum of the six pair terms / 3, as the paper prints L (official: / 6); with LARC's coupled weight decay this halves the effective decay",
+    "cutout fill": "the normalised zero, i.e. the ImageNet mean colour (official: the patch multiplied by the clip's mean value)",
+}
 PRESETS = {
-    "paper": {},  # the TrainConfig defaults are the paper's
+    "paper": dict(OFFICIAL_AUGMENT),  # the TrainConfig defaults and the official augmentation; PAPER_DEVIATIONS lists what differs
     "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, video_clip_norm=True, cache_decoded=True, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
                 audio_seconds=1.0, lr=1e-3, clips_per_video=2,
                 batch_size=32, epochs=80, warmup_epochs=1.0, num_workers=0, ckpt_every=200, random_clips=512, backbones_every=1),
@@ -118,6 +132,17 @@ PRESETS = {
                  num_workers=0, cpu_threads=1, ckpt_every=0, keep_last=3, log_every=1, tensorboard=False, progress=False,
                  deterministic=True),
 }
+
+def pretrain_augments(cfg: TrainConfig) -> dict:
+    "The `video_augment` and `audio_augment` of PretrainViews that `cfg` asks for."
+    if cfg.audio_resize_crop not in ("time", "freq_time"):
+        raise ValueError(f"audio_resize_crop={cfg.audio_resize_crop!r} is unknown: choose 'time' or 'freq_time'")
+    if cfg.crop_from not in ("resized", "decoded"): raise ValueError(f"crop_from={cfg.crop_from!r} is unknown: choose 'resized' or 'decoded'")
+    if cfg.crop_from == "decoded" and cfg.cache_decoded:
+        raise ValueError("crop_from='decoded' with cache_decoded=True: the cache holds frames scaled while decoding; turn one of them off")
+    video = VideoAugment(size=cfg.size, scale=cfg.crop_scale, saturation=cfg.saturation_jitter, hue=cfg.hue_jitter, gray_p=cfg.gray_p,
+                         jitter_p=cfg.jitter_p, jitter_order=cfg.jitter_order, max_cutout=round(20 * cfg.size / 112))  # 20 px at 112, scaled
+    return dict(video_augment=video, audio_augment=AudioAugment(freq_scale=(0.6, 1.5) if cfg.audio_resize_crop == "freq_time" else None))
 
 def check_field_names(config_cls, keys):
     "Refuse names that are not fields of the dataclass `config_cls`, listing the valid ones (and the closest match)."
@@ -184,10 +209,11 @@ def _random_views(cfg: TrainConfig) -> RandomViews:
 
 def _views(cfg: TrainConfig, items: list) -> PretrainViews:
     if cfg.data_fraction < 1: items = stratified_split(items, cfg.data_fraction, seed=cfg.seed)[1]  # the paper's Tab. 2 uses 25-100%
-    return PretrainViews(items, cfg.relaxation, clips_per_video=cfg.clips_per_video, frames=cfg.frames, fps=cfg.fps,
-                         size=cfg.size, audio_seconds=cfg.audio_seconds, seed=cfg.seed, progress=cfg.progress, cache=cfg.cache_decoded,
-                         video_augment=VideoAugment(size=cfg.size, scale=cfg.crop_scale, saturation=cfg.saturation_jitter, hue=cfg.hue_jitter,
-                                                    gray_p=cfg.gray_p, max_cutout=round(20 * cfg.size / 112)))  # the paper's 20 px at 112, scaled
+    views = PretrainViews(items, cfg.relaxation, clips_per_video=cfg.clips_per_video, frames=cfg.frames, fps=cfg.fps,
+                          size=cfg.size, audio_seconds=cfg.audio_seconds, seed=cfg.seed, progress=cfg.progress, cache=cfg.cache_decoded,
+                          **pretrain_augments(cfg))
+    if cfg.crop_from == "decoded": views.short_side = None   # frames as decoded (PretrainViews' argument has no value for it yet)
+    return views
 
 def _embedded_views(cfg: TrainConfig) -> PretrainViews:
     root = open_embedded(cfg.data_root, progress=cfg.progress)

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from torchaudio.functional import melscale_fbanks
 
 # %% auto #0
-__all__ = ['AudioEval', 'IMAGENET_MEAN', 'IMAGENET_STD', 'BLUR_CHUNK', 'LogMelConfig', 'LogMel', 'VideoParams',
+__all__ = ['AudioEval', 'IMAGENET_MEAN', 'IMAGENET_STD', 'JITTER_ORDERS', 'BLUR_CHUNK', 'LogMelConfig', 'LogMel', 'VideoParams',
            'sample_crop_boxes', 'resize_box', 'crop_resize_flip', 'adjust_hue', 'hue_matrix', 'color_matrix',
-           'color_jitter', 'gaussian_kernels', 'gaussian_blur_', 'gaussian_blur', 'normalize_video', 'VideoAugment',
-           'denormalize_video', 'AudioParams', 'stretch_time', 'AudioAugment', 'VideoEval']
+           'jitter_in_order', 'color_jitter', 'gaussian_kernels', 'gaussian_blur_', 'gaussian_blur', 'normalize_video',
+           'VideoAugment', 'denormalize_video', 'AudioParams', 'stretch_time', 'resize_crop_canvas', 'AudioAugment',
+           'VideoEval']
 
 # %% ../nbs/04_transforms.ipynb #5e857a5e
 @dataclass(frozen=True)
@@ -119,13 +120,14 @@ AudioEval = LogMel  # evaluation audio needs no more than the log-mel
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _LUMA = (0.2989, 0.587, 0.114)  # ITU-R 601 weights, as torchvision's grayscale
+JITTER_ORDERS = ("fixed", "random")  # colour jitter as one affine map (ours), or torchvision's steps in a random order (official)
 
 class _Params:
     "Per-clip augmentation parameters: tensor fields with one row per clip; indexing selects clips."
     def __len__(self): return len(getattr(self, fields(self)[0].name))
     def __getitem__(self, i):
         if isinstance(i, int): i = slice(i, i + 1 if i != -1 else None)
-        return type(self)(**{f.name: getattr(self, f.name)[i] for f in fields(self)})
+        return type(self)(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[i] for f in fields(self)})
 
 @dataclass
 class VideoParams(_Params):
@@ -141,6 +143,7 @@ class VideoParams(_Params):
     blur: torch.Tensor        # (n,) bool Gaussian blur applied
     sigma: torch.Tensor       # (n,) float blur sigma in output pixels
     cutout: torch.Tensor      # (n, 3) int64 cutout top, left, side in output pixels (side 0: none)
+    order: torch.Tensor | None = None  # (n, 4) int64 order of brightness (0), contrast (1), saturation (2), hue (3); None: that order
 
 # %% ../nbs/04_transforms.ipynb #feff2a77
 def _draws(n: int, k: int, generator) -> np.ndarray:
@@ -222,6 +225,15 @@ def color_matrix(brightness, contrast, saturation, hue, mean_gray, gray=None) ->
     "Colour jitter (then grayscale where `gray`) of `n` clips as `(A, o)`: `x -> A x + o` on RGB in [0, 1], A (n, 3, 3), o (n, 3)."
     return tuple(map(torch.from_numpy, _color_affine(brightness, contrast, saturation, hue, mean_gray, gray)))
 
+def jitter_in_order(x: torch.Tensor, order, brightness: float, contrast: float, saturation: float, hue: float) -> torch.Tensor:
+    "Colour jitter of one clip `x` (T, 3, H, W) in [0, 1], step by step in `order` (0 brightness, 1 contrast, 2 saturation, 3 hue), each clamped."
+    for step in order:
+        if step == 0: x = (x * brightness).clamp(0, 1)
+        elif step == 1: x = (contrast * x + (1 - contrast) * _gray(x).mean()).clamp(0, 1)   # towards the clip's mean grey
+        elif step == 2: x = (saturation * x + (1 - saturation) * _gray(x)).clamp(0, 1)
+        else: x = adjust_hue(x, torch.tensor(hue, dtype=x.dtype, device=x.device))           # exact HSV shift
+    return x
+
 def color_jitter(x: torch.Tensor, brightness, contrast, saturation, hue) -> torch.Tensor:
     "Brightness, contrast, saturation and hue adjustment of clips `x` (n, T, 3, H, W) in [0, 1], per-clip factors (n,)."
     mean_gray = _gray(x).mean(dim=(1, 2, 3, 4))
@@ -295,18 +307,19 @@ class VideoAugment:
     def __init__(self, size: int = 112, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), flip_p: float = 0.5,
                  jitter_p: float = 0.8, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
                  hue: float = 0.2, gray_p: float = 0.2, blur_p: float = 0.5, sigma=(0.1, 2.0), max_cutout: int = 20,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD, exact_hue: bool = False):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, exact_hue: bool = False, jitter_order: str = "fixed"):
         if not 0 <= max_cutout <= size:
             raise ValueError(f"max_cutout must be in [0, size={size}], got {max_cutout}")
         if not 0 <= hue <= 0.5: raise ValueError(f"hue must be in [0, 0.5] (turns), got {hue}")
+        if jitter_order not in JITTER_ORDERS: raise ValueError(f"jitter_order must be one of {JITTER_ORDERS}, got {jitter_order!r}")
         self.size, self.scale, self.ratio, self.flip_p = size, tuple(scale), tuple(ratio), flip_p
         self.jitter_p, self.brightness, self.contrast, self.saturation, self.hue = jitter_p, brightness, contrast, saturation, hue
         self.gray_p, self.blur_p, self.sigma, self.max_cutout = gray_p, blur_p, tuple(sigma), max_cutout
-        self.mean, self.std, self.exact_hue = tuple(mean), tuple(std), exact_hue
+        self.mean, self.std, self.exact_hue, self.jitter_order = tuple(mean), tuple(std), exact_hue, jitter_order
 
     def __repr__(self):
         return (f"VideoAugment(size={self.size}, scale={self.scale}, flip_p={self.flip_p}, jitter_p={self.jitter_p} "
-                f"({self.brightness}, {self.contrast}, {self.saturation}, {self.hue}{', exact hue' if self.exact_hue else ''}), "
+                f"({self.brightness}, {self.contrast}, {self.saturation}, {self.hue}{', exact hue' if self.exact_hue else ''}{', random order' if self.jitter_order == 'random' else ''}), "
                 f"gray_p={self.gray_p}, blur_p={self.blur_p} sigma={self.sigma}, max_cutout={self.max_cutout})")
 
     def sample_params(self, n: int, height: int, width: int, generator: torch.Generator | None = None) -> VideoParams:
@@ -317,9 +330,10 @@ class VideoAugment:
         side = 1 + _ints(u[9], self.max_cutout) if self.max_cutout else np.zeros(n, np.int64)
         cutout = np.stack([_ints(u[10], self.size - side + 1), _ints(u[11], self.size - side + 1), side], 1)
         chance = lambda v, p: torch.from_numpy(v < p)
+        order = torch.rand(n, 4, generator=generator).argsort(1) if self.jitter_order == "random" else None  # drawn last: "fixed" draws as before
         return VideoParams(box, chance(u[0], self.flip_p), chance(u[1], self.jitter_p), factor(u[2], self.brightness),
                            factor(u[3], self.contrast), factor(u[4], self.saturation), between(u[5], -self.hue, self.hue),
-                           chance(u[6], self.gray_p), chance(u[7], self.blur_p), between(u[8], *self.sigma), torch.from_numpy(cutout))
+                           chance(u[6], self.gray_p), chance(u[7], self.blur_p), between(u[8], *self.sigma), torch.from_numpy(cutout), order)
 
     def apply(self, video: torch.Tensor, params: VideoParams) -> torch.Tensor:
         "Augment clip(s) `video` with given `params` (one row per clip)."
@@ -335,7 +349,14 @@ class VideoAugment:
         keep = lambda v, neutral: np.where(jitter, v.cpu().numpy(), neutral)  # the jitter factors of clips that drew it
         bright, contrast, sat, hue = keep(p.brightness, 1.0), keep(p.contrast, 1.0), keep(p.saturation, 1.0), keep(p.hue, 0.0)
         mean_gray = planes.mean(-1).cpu().double().numpy() @ np.array(_LUMA) / scale
-        if self.exact_hue and jitter.any():                       # brightness, contrast, saturation; then HSV exactly
+        if self.jitter_order == "random" and jitter.any():        # torchvision's ColorJitter: one step at a time, in the drawn order
+            planes = planes / scale; scale = 1.0
+            clips = planes.view(B, 3, T, s, s)
+            for b in jitter.nonzero()[0].tolist():
+                steps = p.order[b].tolist() if p.order is not None else range(4)
+                clips[b] = jitter_in_order(clips[b].transpose(0, 1), steps, *(float(v[b]) for v in (bright, contrast, sat, hue))).transpose(0, 1)
+            bright = contrast = sat = np.ones(B); hue = np.zeros(B)
+        elif self.exact_hue and jitter.any():                     # brightness, contrast, saturation; then HSV exactly
             A, o = color_matrix(bright, contrast, sat, np.zeros(B), mean_gray)
             planes = _affine_clamp(planes, A / scale, o, (0, 0, 0), (1, 1, 1))
             i = torch.from_numpy(jitter.nonzero()[0]).to(x.device)
@@ -372,6 +393,7 @@ class AudioParams(_Params):
     offset: torch.Tensor      # (n,) int64 output frame j reads stretched frame j + offset (negative: padded at the start)
     freq_masks: torch.Tensor  # (n, k, 2) int64 start, width in mel bins
     time_masks: torch.Tensor  # (n, k, 2) int64 start, width in frames
+    box: torch.Tensor | None = None  # (n, 4) int64 top, left, height, width of the frequency-and-time crop on the canvas (None: time stretch)
 
 def stretch_time(x: torch.Tensor, length: torch.Tensor, offset: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     "Stretch spectrograms `x` (B, C, M, F) along time to `length` (B,) frames, then read F frames from `offset` (B,), `fill` outside."
@@ -382,6 +404,15 @@ def stretch_time(x: torch.Tensor, length: torch.Tensor, offset: torch.Tensor, fi
         if hi > lo: out[b, ..., lo:hi] = F.interpolate(x[b], size=L, mode="linear", align_corners=False)[..., lo + o:hi + o]
     return out
 
+def resize_crop_canvas(x: torch.Tensor, box: torch.Tensor, fill: torch.Tensor, widen: float = 1.5) -> torch.Tensor:
+    "Crop spectrograms `x` (B, C, M, F), centred on a canvas of M x `widen` F (`fill` outside), to `box` (B, 4), resize back (bicubic)."
+    B, C, M, frames = x.shape
+    width = round(widen * frames); left0 = (width - frames) // 2
+    canvas = fill.to(x).view(B, 1, 1, 1).expand(B, C, M, width).clone()
+    canvas[..., left0:left0 + frames] = x
+    return torch.cat([F.interpolate(canvas[b:b + 1, :, t:t + h, l:l + w], size=(M, frames), mode="bicubic", align_corners=False)
+                      for b, (t, l, h, w) in enumerate(box.tolist())])
+
 def _bands(u_width: np.ndarray, u_start: np.ndarray, max_width: int, extent: int) -> np.ndarray:
     "Bands (start, width), from uniform draws (n, k) for each: width uniform in [0, max_width], inside [0, extent)."
     width = (u_width * (min(max_width, extent) + 1)).astype(np.int64)
@@ -390,15 +421,16 @@ def _bands(u_width: np.ndarray, u_start: np.ndarray, max_width: int, extent: int
 class AudioAugment:
     "Pretraining augmentation of log-mel spectrograms (1, M, F) or (B, 1, M, F): volume, time resize-crop, masks."
     def __init__(self, volume=(0.8, 1.2), time_scale=(0.6, 1.5), freq_masks: int = 2, freq_mask_width: int = 10,
-                 time_masks: int = 2, time_mask_width: int = 20, cfg: LogMelConfig | None = None):
+                 time_masks: int = 2, time_mask_width: int = 20, cfg: LogMelConfig | None = None, freq_scale=None):
         if not 0 < volume[0] <= volume[1]: raise ValueError(f"volume gains must be positive, got {volume}")
         if not 0 < time_scale[0] <= time_scale[1]: raise ValueError(f"time_scale factors must be positive, got {time_scale}")
-        self.volume, self.time_scale = tuple(volume), tuple(time_scale)
+        if freq_scale is not None and not 0 < freq_scale[0] <= freq_scale[1]: raise ValueError(f"freq_scale factors must be positive, got {freq_scale}")
+        self.volume, self.time_scale, self.freq_scale = tuple(volume), tuple(time_scale), None if freq_scale is None else tuple(freq_scale)
         self.freq_masks, self.freq_mask_width, self.time_masks, self.time_mask_width = freq_masks, freq_mask_width, time_masks, time_mask_width
         self.cfg = cfg or LogMelConfig()
 
     def __repr__(self):
-        return (f"AudioAugment(volume={self.volume}, time_scale={self.time_scale}, freq_masks={self.freq_masks}x{self.freq_mask_width}, "
+        return (f"AudioAugment(volume={self.volume}, time_scale={self.time_scale}, freq_scale={self.freq_scale}, freq_masks={self.freq_masks}x{self.freq_mask_width}, "
                 f"time_masks={self.time_masks}x{self.time_mask_width})")
 
     def sample_params(self, n: int, n_mels: int, frames: int, generator: torch.Generator | None = None) -> AudioParams:
@@ -411,7 +443,16 @@ class AudioAugment:
         lo, hi = np.minimum(length - frames, 0), np.maximum(length - frames, 0)
         bands = _bands(u[3:3 + kf].T, u[3 + kf:3 + 2 * kf].T, self.freq_mask_width, n_mels)
         spans = _bands(u[3 + 2 * kf:3 + 2 * kf + kt].T, u[3 + 2 * kf + kt:].T, self.time_mask_width, frames)
-        return AudioParams(*map(torch.from_numpy, (gain.astype(np.float32), length, lo + _ints(u[2], hi - lo + 1), bands, spans)))
+        params = AudioParams(*map(torch.from_numpy, (gain.astype(np.float32), length, lo + _ints(u[2], hi - lo + 1), bands, spans)))
+        if self.freq_scale is not None: params.box = self._canvas_boxes(n, n_mels, frames, generator)  # drawn last
+        return params
+
+    def _canvas_boxes(self, n: int, n_mels: int, frames: int, generator) -> torch.Tensor:
+        "Crop boxes (n, 4) on the canvas of n_mels x 1.5 frames: height and width scaled by independent factors, at random places."
+        v, width = _draws(n, 4, generator), round(1.5 * frames)
+        scaled = lambda u, r, extent, cap: np.clip(np.rint(extent * (r[0] + (r[1] - r[0]) * u)).astype(np.int64), 1, cap)
+        h, w = scaled(v[0], self.freq_scale, n_mels, n_mels), scaled(v[1], self.time_scale, frames, width)
+        return torch.from_numpy(np.stack([_ints(v[2], n_mels - h + 1), _ints(v[3], width - w + 1), h, w], 1))
 
     def apply(self, spec: torch.Tensor, params: AudioParams) -> torch.Tensor:
         "Augment spectrogram(s) `spec` with given `params` (one row per spectrogram)."
@@ -424,7 +465,8 @@ class AudioAugment:
         if len(params) != B: raise ValueError(f"params hold {len(params)} spectrograms but the batch has {B}")
         x = x + (2 * params.gain.log() / self.cfg.std).to(x).view(B, 1, 1, 1)
         fill = x.mean(dim=(1, 2, 3))
-        x = stretch_time(x, params.length, params.offset, fill)
+        if params.box is not None: x = resize_crop_canvas(x, params.box, fill)
+        else: x = stretch_time(x, params.length, params.offset, fill)
         for b, (f, bands, spans) in enumerate(zip(fill.tolist(), params.freq_masks.tolist(), params.time_masks.tolist())):
             for start, width in bands: x[b, :, start:start + width] = f
             for start, width in spans: x[b, ..., start:start + width] = f

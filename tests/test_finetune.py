@@ -9,6 +9,7 @@ import torch
 
 from crisscross.finetune import (FinetuneConfig, build_backbone, check_finetune_config, dense_scores, eval_clips, finetune,
                                  finetune_config, load_finetuned, make_splits, predict)
+from crisscross.finetune import main as ft_main
 from crisscross.data import ucf101_group
 from crisscross.media import write_test_audio, write_test_video
 from crisscross.synthetic import SyntheticConfig, ensure_embedded
@@ -93,7 +94,8 @@ def test_ucf101_layout_from_pretrained_backbones(tmp_path, media, backbones):
     assert saved["test"]["files"] == 4 and saved["test"]["clips"] == 3 and saved["test"] == m["test"]
     assert "whole groups" in saved["val_source"]
     assert (out / "curves.png").stat().st_size > 0 and Path(saved["checkpoint"]).is_file()
-    assert param_digest(load_finetuned(out / "finetuned.pt")) == saved["chosen_param_sha256"]
+    assert param_digest(load_finetuned(out / "finetuned.pt")) == saved["finetuned_param_sha256"]
+    assert saved["refit"]["epochs"] == saved["chosen_epoch"] and saved["refit"]["files"] == 16 and saved["headline"].startswith("refit")
 
 
 # (2) ------------------------------------------------------------------------------------------------------------------
@@ -138,7 +140,7 @@ def test_torchrun_two_ranks_hold_identical_weights(tmp_path, small):
     ckpt = load_checkpoint(m["checkpoint"])
     assert ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2 and ckpt["rng"][0]["torch"].ne(ckpt["rng"][1]["torch"]).any()
     model = load_finetuned(out / "finetuned.pt")
-    assert param_digest(model) == m["chosen_param_sha256"]
+    assert param_digest(model) == m["finetuned_param_sha256"] and m["refit"]["replicas_identical"]
     cfg = tiny(small)
     test_ds = eval_clips(make_splits(cfg).test, "video", cfg, cfg.test_clips)
     assert dense_scores(predict(model, test_ds), test_ds.labels) == pytest.approx(m["test"], rel=1e-6)
@@ -173,6 +175,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, small):
     resumed, straight = quiet(finetune, cfg, out), quiet(finetune, cfg, tmp_path / "straight")
     assert resumed["steps"] == straight["steps"] == 6
     assert resumed["param_sha256"] == straight["param_sha256"] and resumed["chosen_param_sha256"] == straight["chosen_param_sha256"]
+    assert resumed["finetuned_param_sha256"] == straight["finetuned_param_sha256"] and resumed["refit"]["steps"] == straight["refit"]["steps"] > 0
     strip = lambda epochs: [{k: v for k, v in e.items() if k not in ("seconds", "clips_per_s")} for e in epochs]
     assert strip(resumed["epochs"]) == strip(straight["epochs"])
     assert [r["loss"] for r in resumed["step_log"]] == [r["loss"] for r in straight["step_log"]]
@@ -210,6 +213,9 @@ def test_test_labels_never_steer_the_chosen_epoch(tmp_path, small):
     (dict(patience=-1), 1, "patience=-1 must be >= 0"),
     (dict(precision="fp16", device="cpu"), 1, "needs CUDA"),
     (dict(precision="bf16", device="cpu"), 1, "precision='bf16' on the CPU is refused"),
+    (dict(milestones=(10, 6)), 1, "milestones=(10, 6) must be increasing positive epochs"),
+    (dict(schedule="linear"), 1, "schedule='linear' is unknown"),
+    (dict(clips_per_video=0), 1, "clips_per_video=0 must be a positive integer"),
 ])
 def test_bad_values_are_refused_before_compute(overrides, world_size, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -220,3 +226,130 @@ def test_finetune_validates_before_reading_anything(tmp_path):
     t0 = time.perf_counter()
     with pytest.raises(ValueError, match="does not exist"): finetune(finetune_config("tiny", dataset="esc50", data_root=str(tmp_path / "x")), tmp_path / "o")
     assert not (tmp_path / "o").exists() and time.perf_counter() - t0 < 5
+
+
+# (7) the official protocols -------------------------------------------------------------------------------------------
+# crisscross-facts.md, "Downstream protocols in detail": the official configs' table, copied as it stands there
+FACTS_TABLE = """
+| UCF101, K400 or K-Sound weights, 8f | 64 | 5e-4 | 0.3 | 6, 10, 14 | off |
+| UCF101, K400 / K-Sound / AudioSet, 32f | 32 | 7e-5 | 0.3 | 8, 12, 16 | off |
+| UCF101, AudioSet, 8f | 64 | 7e-5 | 0.1 | 8, 12, 16 | 0.1 |
+| HMDB51, K400 or K-Sound, 8f | 64 | 5e-4 | 0.1 | 6, 10, 14 | off |
+| HMDB51, K400 or K-Sound, 32f | 32 | 1e-4 | 0.3 | 8, 12, 16 | off |
+| HMDB51, AudioSet, 8f | 64 | 1e-4 | 0.1 | 8, 12, 16 | 0.5 |
+| HMDB51, AudioSet, 32f | 32 | 1e-4 | 0.1 | 6, 10, 14 | 0.5 |
+"""
+FACTS_PRESETS = ["ucf101-8f", "ucf101-32f", "ucf101-8f-audioset", "hmdb51-8f", "hmdb51-32f", "hmdb51-8f-audioset", "hmdb51-32f-audioset"]
+# what every official run shares (the same section): SGD momentum 0.9, weight decay 0, MultiStepLR per epoch, 20 epochs, no warm-up,
+# 224 crops at 16 fps, 10 random clips per training video per epoch, max pooling, orthogonal head, 10 test clips, no blur, jitter always
+FACTS_SHARED = dict(optimizer="sgd", momentum=0.9, weight_decay=0.0, schedule="step", epochs=20, warmup_epochs=0.0, size=224, fps=16.0,
+                    clips_per_video=10, pool="max", head_init="orthogonal", test_clips=10, augment="official")
+
+
+def test_reproduction_presets_equal_the_official_table():
+    from crisscross.finetune import REPRODUCTIONS
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in FACTS_TABLE.strip().splitlines()]
+    assert sorted(REPRODUCTIONS) == sorted(FACTS_PRESETS)
+    for name, (config, batch, lr, gamma, milestones, dropout) in zip(FACTS_PRESETS, rows, strict=True):
+        cfg = finetune_config(name)
+        assert cfg.dataset == config.split(",")[0].lower() and cfg.frames == (32 if config.endswith("32f") else 8), name
+        assert (cfg.batch_size, cfg.lr, cfg.gamma, cfg.milestones) == (int(batch), float(lr), float(gamma), tuple(map(int, milestones.split(", ")))), name
+        assert cfg.dropout == (0.0 if dropout == "off" else float(dropout)), name
+        assert {k: getattr(cfg, k) for k in FACTS_SHARED} == FACTS_SHARED, name
+        check_finetune_config(finetune_config(name, data_root="."))
+    assert finetune_config().clips_per_video == 1 and finetune_config().schedule == "cosine"   # ours-8f, the defaults, unchanged
+
+
+def test_settings_tables_are_generated_from_the_presets():
+    "Each reproduction preset's values appear in the docs' tables; changing a preset changes the table."
+    from crisscross import finetune as ft
+    table = ft.reproduction_table()
+    for name in FACTS_PRESETS:
+        cfg = finetune_config(name)
+        assert f"| `{name}` | {cfg.dataset} | {cfg.frames} | {cfg.batch_size} | {cfg.lr:g} | {cfg.gamma:g} |" in table
+    assert "| `weight_decay` |  | 0 | 0.0001 |" in ft.finetune_settings_table()
+    old = ft.FINETUNE_PRESETS["hmdb51-8f"]
+    try:
+        ft.FINETUNE_PRESETS["hmdb51-8f"] = {**old, "lr": 3e-3}
+        assert "| `hmdb51-8f` | hmdb51 | 8 | 64 | 0.003 |" in ft.reproduction_table()
+    finally: ft.FINETUNE_PRESETS["hmdb51-8f"] = old
+    pre = ft.pretraining_settings_table()
+    assert "| `jitter_p` | 1 | 0.8 | |" in pre and "| `audio_resize_crop` | freq_time | time | |" in pre and "| loss scale |" in pre
+
+
+def test_pretraining_presets_paper_official_cpu_and_tiny_unchanged():
+    "paper: the official augmentation; cpu and tiny: the same augmentation, the same numbers for the same seed, as before."
+    from crisscross.trainer import PAPER_DEVIATIONS, config_from_preset, pretrain_augments
+    from crisscross.transforms import AudioAugment, VideoAugment
+    paper = pretrain_augments(config_from_preset("paper"))
+    v, a = paper["video_augment"], paper["audio_augment"]
+    assert (v.jitter_p, v.jitter_order, a.freq_scale, a.time_scale) == (1.0, "random", (0.6, 1.5), (0.6, 1.5))
+    assert {"video window", "blur", "loss scale"} <= set(PAPER_DEVIATIONS)
+    clip = torch.randint(0, 256, (2, 4, 40, 48, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    spec = torch.randn(2, 1, 80, 21, generator=torch.Generator().manual_seed(0))
+    for name in ("cpu", "tiny"):
+        cfg, built = config_from_preset(name), pretrain_augments(config_from_preset(name))
+        before = VideoAugment(size=cfg.size, scale=cfg.crop_scale, saturation=cfg.saturation_jitter, hue=cfg.hue_jitter, gray_p=cfg.gray_p,
+                              max_cutout=round(20 * cfg.size / 112))   # what the trainer built before the options existed
+        same = lambda f, g, x: torch.equal(f(x, generator=torch.Generator().manual_seed(1)), g(x, generator=torch.Generator().manual_seed(1)))
+        assert same(built["video_augment"], before, clip) and same(built["audio_augment"], AudioAugment(), spec), name
+
+
+def test_refit_after_selection_reads_no_test_file(tmp_path, small, monkeypatch):
+    "Every file read, in order: training and validation files (selection), then train + val augmented (refit), then the test files."
+    import crisscross.finetune as ft
+    from crisscross.data import LabelledClips, labelled_csv
+    log = []
+    class Logged(LabelledClips):
+        def __getitem__(self, i):
+            log.append(("train" if self.augment else "eval", self.items[i].path)); return super().__getitem__(i)
+    probe = ft.index_media
+    def logged_probe(paths, **kw):
+        log.extend(("probe", p) for p in paths); return probe(paths, **kw)
+    monkeypatch.setattr(ft, "LabelledClips", Logged); monkeypatch.setattr(ft, "index_media", logged_probe)
+    m = quiet(finetune, tiny(small, epochs=3), tmp_path / "run")
+    train, val, test = ({it.path for it in labelled_csv(small, s)} for s in ("train", "val", "test"))
+    first_test = min(i for i, (_, p) in enumerate(log) if p in test)
+    assert all(p not in test for _, p in log[:first_test]) and all(p in test for _, p in log[first_test:]), "test files last, and only then"
+    trained = [p for kind, p in log if kind == "train"]
+    assert set(trained) == train | val and any(p in val for p in trained), "the refit trained on the validation files too"
+    last_val_read = max(i for i, (kind, p) in enumerate(log) if kind == "eval" and p in val)
+    assert {p for kind, p in log[last_val_read:] if kind == "train"} == train | val, "the refit comes after the last validation pass"
+    refit_clips = len([1 for kind, p in log[last_val_read:] if kind == "train"])
+    assert refit_clips == m["refit"]["steps"] * 4 and m["refit"]["epochs"] == m["chosen_epoch"]
+    assert [r["phase"] for r in m["reads"]] == ["select", "refit", "test"] and not set(m["reads"][1]["files"]) & test
+    assert m["test"] != m["test_validation_chosen"] or m["finetuned_param_sha256"] != m["chosen_param_sha256"]
+
+
+def test_paper_preset_crops_from_the_decoded_frames(small):
+    "paper: the augmentation sees the frames as decoded (32 px here); tiny: frames scaled to 8/7 of the crop while decoding, as before."
+    from crisscross.data import labelled_csv
+    from crisscross.trainer import _views, config_from_preset
+    seen = {}
+    for name in ("paper", "tiny"):
+        views = _views(config_from_preset(name, dataset="embedded", frames=4, size=16, audio_seconds=1.0, progress=False), labelled_csv(small, "train"))
+        draw = views.video_augment.sample_params
+        views.video_augment.sample_params = lambda n, h, w, g=None: seen.setdefault(name, (h, w)) and draw(n, h, w, g)
+        assert views[0]["v1"].shape == (3, 4, 16, 16)
+    assert seen == {"paper": (32, 32), "tiny": (18, 18)}
+    with pytest.raises(ValueError, match="crop_from='decoded' with cache_decoded=True"):
+        _views(config_from_preset("paper", cache_decoded=True), labelled_csv(small, "train"))
+
+
+def test_a_finished_selection_is_refit_later_as_a_straight_run_would(tmp_path, small):
+    "refit=False, then the same out_dir with refit=True: the selection is not trained again, and the refit equals a straight run's."
+    first = quiet(finetune, tiny(small, refit=False), tmp_path / "later")
+    assert first["refit"] is None and first["headline"] == "the validation-chosen epoch" and first["test"] == first["test_validation_chosen"]
+    later, straight = quiet(finetune, tiny(small), tmp_path / "later"), quiet(finetune, tiny(small), tmp_path / "straight")
+    assert later["step_log"] == first["step_log"] and later["refit"]["steps"] > 0
+    assert later["finetuned_param_sha256"] == straight["finetuned_param_sha256"] and later["test"] == straight["test"]
+
+
+def test_dry_run_refuses_a_labels_file_that_escapes_its_root(tmp_path):
+    "`--dry-run` reads labels.csv through the evaluation's checks: a path out of the root, or a label that is no number, is named."
+    (tmp_path / "labels.csv").write_text("path,label,class_name,split\n../../etc/passwd,0,a,train\nb.mp4,1,b,test\n")
+    with pytest.raises(ValueError, match="labels.csv"):
+        ft_main(["--preset", "tiny", "--dataset", "csv", "--data-root", str(tmp_path), "--dry-run"])
+    (tmp_path / "labels.csv").write_text("path,label,class_name,split\na.mp4,zero,a,train\nb.mp4,1,b,test\n")
+    with pytest.raises(ValueError, match="row"):
+        ft_main(["--preset", "tiny", "--dataset", "csv", "--data-root", str(tmp_path), "--dry-run"])

@@ -155,3 +155,48 @@ def test_gpu_batch_matches_cpu():
     spec = lm(wave)
     ap = a.sample_params(4, 80, 201, torch.Generator().manual_seed(0))
     torch.testing.assert_close(a.apply(spec.cuda(), ap).cpu(), a.apply(spec, ap), rtol=1e-4, atol=1e-4)
+
+
+# the official pretraining augmentation, as options (crisscross-facts.md, "Pretraining augmentation details")
+def test_jitter_in_order_is_torchvisions_colour_jitter():
+    "Each step as torchvision's functional op, clamped in between, in the given order; hue exact (HSV)."
+    from crisscross.transforms import jitter_in_order
+    im = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(5))
+    ops = [lambda x: TF.adjust_brightness(x, 1.3), lambda x: TF.adjust_contrast(x, 0.7), lambda x: TF.adjust_saturation(x, 1.4),
+           lambda x: TF.adjust_hue(x, 0.15)]
+    for order in ([0, 1, 2, 3], [3, 1, 0, 2], [2, 3, 1, 0]):
+        expected = im
+        for k in order: expected = ops[k](expected)
+        torch.testing.assert_close(jitter_in_order(im, order, 1.3, 0.7, 1.4, 0.15), expected, atol=2e-5, rtol=0)
+
+
+def test_random_order_jitter_is_always_applied_in_each_clips_drawn_order():
+    "jitter_p 1: every clip jittered, each in its own order, and the other parameters are drawn exactly as in the fixed order."
+    from crisscross.transforms import jitter_in_order
+    kw = dict(size=32, scale=(1, 1), ratio=(1, 1), flip_p=0, jitter_p=1.0, gray_p=0, blur_p=0, max_cutout=0, mean=(0, 0, 0), std=(1, 1, 1))
+    video = clip(T=2, H=32, W=32)[None].expand(6, -1, -1, -1, -1)
+    fixed, ours = VideoAugment(**kw), VideoAugment(**kw, jitter_order="random")
+    out, p = ours(video, generator=torch.Generator().manual_seed(1), return_params=True)
+    q = fixed.sample_params(6, 32, 32, torch.Generator().manual_seed(1))
+    assert p.order is not None and q.order is None and len({tuple(o) for o in p.order.tolist()}) > 1
+    assert all(torch.equal(getattr(p, k), getattr(q, k)) for k in ("box", "brightness", "contrast", "saturation", "hue", "gray"))
+    for b in range(6):
+        expected = jitter_in_order(video[b].permute(0, 3, 1, 2).float() / 255, p.order[b].tolist(), p.brightness[b].item(),
+                                   p.contrast[b].item(), p.saturation[b].item(), p.hue[b].item())
+        torch.testing.assert_close(out[b], expected.transpose(0, 1), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="jitter_order must be one of"): VideoAugment(jitter_order="shuffled")
+
+
+def test_frequency_and_time_resize_crop_on_the_canvas():
+    "Boxes stay on the canvas (80 bins x 1.5 frames); the box of the spectrogram itself gives it back; default draws are unchanged."
+    from crisscross.transforms import resize_crop_canvas
+    spec = torch.randn(1, 1, 80, 201, generator=torch.Generator().manual_seed(0))
+    p = AudioAugment(freq_scale=(0.6, 1.5)).sample_params(2000, 80, 201, torch.Generator().manual_seed(2))
+    top, left, h, w = p.box.unbind(1)
+    assert (top >= 0).all() and (top + h <= 80).all() and (left >= 0).all() and (left + w <= 302).all()
+    assert h.min() == 48 and h.max() == 80 and w.min() in (120, 121) and w.max() in (301, 302) and (h < 80).float().mean() > 0.4
+    torch.testing.assert_close(resize_crop_canvas(spec, torch.tensor([[0, 50, 80, 201]]), torch.zeros(1)), spec, atol=1e-5, rtol=0)
+    q = AudioAugment().sample_params(2000, 80, 201, torch.Generator().manual_seed(2))
+    assert q.box is None and torch.equal(p.gain, q.gain) and torch.equal(p.freq_masks, q.freq_masks)
+    out = AudioAugment(freq_scale=(0.6, 1.5))(spec, generator=torch.Generator().manual_seed(3))
+    assert out.shape == spec.shape and not torch.equal(out, spec)
