@@ -1,6 +1,6 @@
 """How much of a probe's score comes from the representation, and how much from averaging many clips of a file?
 
-    .venv/bin/python tests/benchmark_clip_averaging.py runs/main/backbones.pt [--clips 1,2,5,10] [--random-seeds 0,1,2]
+    .venv/bin/python tests/benchmarks/benchmark_clip_averaging.py runs/main/backbones.pt [--clips 1,2,5,10] [--random-seeds 0,1,2]
                      [--data-root DIR] [--out /tmp/clip-averaging]
 
 Runs `crisscross.evaluation.evaluate` (video and audio; k-NN, linear SVM, FC probe, retrieval; hyper-parameters chosen
@@ -8,10 +8,7 @@ on the validation split, the test split scored once) on the pretrained backbones
 the same shape (one model per seed), once for each number of uniformly spaced clips per file. It prints one table of
 test top-1 / recall@1 (the random rows as mean and spread over the seeds), with the validation top-1 of each linear
 probe beside it, and draws `clip_averaging.png` in `--out`: score against clips per file, pretrained vs random.
-
-The embedded set's clips are 5 s long and the `cpu` preset's audio views 1 s, so 10 clips cover each file twice: their
-average holds the file's long-term spectrum, which random features already separate. Figures: README, "Measured".
-Nothing is asserted.
+Results: `nbs/results.ipynb`. Nothing is asserted.
 """
 import argparse, json, statistics, time
 from pathlib import Path

@@ -1,15 +1,14 @@
 """What does a change to the main job's training do to its features? A measurement on the validation split, not a test.
 
-    .venv/bin/python tests/benchmark_pretrain_variants.py NAME ['{"terms": ["sync", "async"]}'] [--out /tmp/variants]
-    .venv/bin/python tests/benchmark_pretrain_variants.py random          # the randomly initialised baseline
-    .venv/bin/python tests/benchmark_pretrain_variants.py random --layers # ... also scored on conv4x/conv5x, avg/max pooled
+    .venv/bin/python tests/benchmarks/benchmark_pretrain_variants.py NAME ['{"terms": ["sync", "async"]}'] [--out /tmp/variants]
+    .venv/bin/python tests/benchmarks/benchmark_pretrain_variants.py random          # the randomly initialised baseline
+    .venv/bin/python tests/benchmarks/benchmark_pretrain_variants.py random --layers # ... also scored on conv4x/conv5x, avg/max pooled
 
 Trains the `cpu` preset with the given `TrainConfig` overrides (JSON; "aug" holds extra `VideoAugment` arguments, e.g.
 '{"aug": {"blur_p": 0.0, "max_cutout": 0}}'), then scores the backbones' features of the embedded set's **validation**
 clips against its training clips: a 5-NN vote and a logistic regression on standardised features (C=0.1), 2 clips per
 file. `--layers` also scores the last two stages' maps (conv4x, conv5x), each average- and max-pooled. The test split
-is never read, so variants can be compared and chosen here. Figures: README, "What we found about the video side".
-Nothing is asserted.
+is never read, so variants can be compared and chosen here. Results: `nbs/results.ipynb`. Nothing is asserted.
 """
 import argparse, json, time
 from pathlib import Path

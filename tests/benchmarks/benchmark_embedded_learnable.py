@@ -1,16 +1,14 @@
 """Can the `cpu` preset's video network learn the embedded set's classes at all? A supervised check, not a test.
 
-    .venv/bin/python tests/benchmark_embedded_learnable.py [--clips-per-class 40] [--steps 600] [--held-out 4]
+    .venv/bin/python tests/benchmarks/benchmark_embedded_learnable.py [--clips-per-class 40] [--steps 600] [--held-out 4]
 
 Self-supervision can only find what a network is able to pick up from the pictures, so this trains the `cpu` preset's
 video backbone (R(2+1)D, width 16, one block a stage) *with labels* on the embedded set's pictures and prints the
 accuracy on held-out clips every 100 steps, next to a 5-NN probe on its features and on those of an untrained copy.
 Frames come straight from `crisscross.synthetic.render_clip` (nothing is encoded) and are shrunk to 64x64 as the
 `cpu` preset's views are; each step draws 8 frames at 8 fps, a random crop of 40-100% of the area and a flip. The
-held-out clips are the last ones of each class; nothing is selected on them. Nothing is asserted.
-
-Measured with generator version 3 (shape and motion only) and version 4 (a surface pattern per class added) in
-data/README.md.
+held-out clips are the last ones of each class; nothing is selected on them. Results: `nbs/results.ipynb`.
+Nothing is asserted.
 """
 import argparse, math, time
 from concurrent.futures import ProcessPoolExecutor

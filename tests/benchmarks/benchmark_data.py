@@ -1,6 +1,6 @@
 """Benchmark: two-view training samples per second per worker (one core), ours against a naive baseline.
 
-    .venv/bin/python tests/benchmark_data.py [--seconds 10] [--clips 4] [--samples 40] [--rounds 3] [--gop 8]
+    .venv/bin/python tests/benchmarks/benchmark_data.py [--seconds 10] [--clips 4] [--samples 40] [--rounds 3] [--gop 8]
 
 Measures `crisscross.data.PretrainViews` (decode the span covering all four windows once, augment each view as tensors,
 log-mel) on: the embedded data set, raw 640x360 30 fps H.264 clips (keyframes 250 frames apart, some grain in the
@@ -10,8 +10,8 @@ two views of 8x112x112 video and 2 s of audio, 'mild' relaxation, augmentation o
 the four windows separately and augments frame by frame with PIL, as the official code did. "decode" is PretrainViews
 with its transforms taken out (one `read_span` per sample, the four windows cut out): the most that ours could reach.
 
-Machines differ, and so does one machine from hour to hour (a shared host: the same code and files have measured
-anywhere from 55 to 105 here). So each row also times a fixed yardstick, interleaved with it: the two-view span of
+Machines differ, and so does one machine from hour to hour, so each row also times a fixed yardstick, interleaved
+with it: the two-view span of
 issue 3 (12 frames at 16 fps and 3 s of 16 kHz audio) read from a copy at short side 128, 16 fps, a keyframe every 16
 frames, without `fastdecode`, which the issue measured at about 159 per second on one core. "ours at 159" scales ours
 to a machine that reads the yardstick at 159 per second.
@@ -19,8 +19,8 @@ to a machine that reads the yardstick at 159 per second.
 Rates are samples per second of this process's CPU time, on one thread (`torch.set_num_threads(1)`, one decoder
 thread): what one data-loader worker delivers per core, and much less disturbed than wall time when other work
 shares the machine. Wall-clock rates are printed too. They run alternately in rounds and each figure is the
-median over the rounds, so that load elsewhere hits all of them alike; ratios are taken within the run. Not a test:
-nothing is asserted.
+median over the rounds, so that load elsewhere hits all of them alike; ratios are taken within the run.
+Results: `nbs/results.ipynb`. Not a test: nothing is asserted.
 """
 import argparse, os, statistics, tempfile, time
 from pathlib import Path
