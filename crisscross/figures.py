@@ -83,7 +83,8 @@ def load_run(path) -> Run:
         if found is None: raise FileNotFoundError(f"{path} holds neither checkpoints/ckpt-*.pt nor backbones.pt: pass the out_dir "
                                                   "of a pretraining run (`make run` writes runs/main)")
         path = found
-    found = load_sources(str(path))  # a missing file is a FileNotFoundError naming it
+    try: found = load_sources(str(path))
+    except FileNotFoundError as e: raise FileNotFoundError(f"{path}: no such run folder, checkpoint or backbones.pt ({e})") from None
     heads = found.model or (_matching_heads(path, found.backbones["video"], found.backbones["audio"]) if found.source["kind"] == "backbones" else None)
     return Run(found.backbones.get("video"), found.backbones.get("audio"), heads, found.config, path)
 
