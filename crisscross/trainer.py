@@ -221,7 +221,9 @@ DATASETS = {
 def make_dataset(cfg: TrainConfig) -> Dataset:
     "Build the data set `cfg.dataset` names (see `DATASETS`)."
     if cfg.dataset not in DATASETS: raise ValueError(_data_problems(cfg)[0])
-    return DATASETS[cfg.dataset].build(cfg)
+    dataset = DATASETS[cfg.dataset].build(cfg)
+    dataset.dataset_name = cfg.dataset  # named in the training's start banner
+    return dataset
 
 # %% ../nbs/06_trainer.ipynb #33f65844
 OPTIMIZERS = ("larc_adam", "adam", "larc_sgd", "sgd")
@@ -710,7 +712,7 @@ EXCLUDED_NAME = "excluded_files.csv"
 def _report_data(dataset, name: str, cfg: TrainConfig, out_dir: Path):
     "Print which data set this is, where, how many files it uses and leaves out (the first 20 by name); write them all."
     excluded, items = getattr(dataset, "excluded", None), getattr(dataset, "items", None)
-    root = getattr(dataset, "root", None) or cfg.data_root or ("generated in memory" if name == "random" else "given in memory")
+    root = getattr(dataset, "root", None) or cfg.data_root or ("generated in memory" if name == "random" else "(no root)")
     files = f"{len(items):,} usable files, {excluded.total:,} excluded, " if items is not None and excluded is not None else ""
     print(f"data set {name!r} at {root}: {files}{len(dataset):,} clips", flush=True)
     if excluded is None: return
@@ -801,9 +803,9 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     if state is not None: _check_resumable(state["config"], cfg, resume_from)
 
     # data
-    data_name = type(dataset).__name__ if dataset is not None else cfg.dataset if dataset_factory is None else "from dataset_factory"
     if dataset is None: dataset = (dataset_factory or make_dataset)(cfg)
     _check_dataset(dataset, cfg)
+    data_name = getattr(dataset, "dataset_name", type(dataset).__name__)
     sampler = ShardedSampler(len(dataset), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
     steps_per_epoch, micro = sampler.steps_per_epoch, cfg.batch_size // (env.world_size * cfg.accum_steps)
 
@@ -940,6 +942,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                 if main and bad_files.total: print(f"  files skipped while decoding (rank 0): {bad_files}", flush=True)
             if signum := stop.agreed(env):  # every rank stops after the same step
                 if saved_at != step: checkpoint(); saved_at = step
+                if env.distributed: dist.barrier()  # no rank exits before rank 0 has written the checkpoint
                 preempted = Preempted(signum, step, latest_checkpoint(ckpt_dir) if main else None)
                 if main: print(preempted, flush=True)
                 raise preempted
