@@ -6,7 +6,7 @@ Docs: https://crisscross-dev.github.io/crisscross/trainer.html.md"""
 
 # %% ../nbs/06_trainer.ipynb #7c600b06
 from __future__ import annotations
-import contextlib, dataclasses, difflib, fcntl, hashlib, json, math, os, pickle, random, re, signal, socket, threading, time
+import contextlib, dataclasses, difflib, fcntl, gc, hashlib, json, math, os, pickle, random, re, signal, socket, threading, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -777,17 +777,21 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretra
     check_out_dir(out_dir)  # before anything is built or written
     env = setup_distributed(cfg.device)
     deterministic_before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    threads_before = torch.get_num_threads()
+    threads_before, preempted = torch.get_num_threads(), None
     try:
         if cfg.cpu_threads: torch.set_num_threads(cfg.cpu_threads)
         if cfg.deterministic:   # on CUDA some kernels (max_pool3d backward) have no deterministic version: warn, don't fail
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
         with contextlib.ExitStack() as cleanup: return _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup)
+    except Preempted as stop:  # let go of _train's frames (the DDP model) before the process group is destroyed
+        preempted = stop.with_traceback(None)
     finally:
         if cfg.deterministic: torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
         if cfg.cpu_threads: torch.set_num_threads(threads_before)
+        if preempted is not None: gc.collect()
         if env.owns_group: dist.destroy_process_group()
+    raise preempted
 
 def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
     t_start = time.perf_counter()
