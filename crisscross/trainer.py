@@ -358,9 +358,10 @@ class ShardedSampler(Sampler):
 
 # %% ../nbs/06_trainer.ipynb #112ee801
 def worker_init_fn(worker_id: int):
-    "Seed python `random` and numpy in a DataLoader worker from its torch seed (distinct per worker, rank and epoch)."
+    "Seed python `random` and numpy in a DataLoader worker from its torch seed; ignore stop signals (the trainer handles them)."
     seed = torch.initial_seed() % 2**32
     random.seed(seed); np.random.seed(seed)
+    for name in ("SIGTERM", "SIGUSR1"): signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 def seed_everything(seed: int):
     "Seed python `random`, numpy and torch (CPU and CUDA)."
@@ -863,6 +864,18 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
 
     reached = lambda: bool(cfg.max_steps) and step >= cfg.max_steps
     saved_at = step if state is not None else -1
+
+    def stop_if_asked():
+        "After a stop signal on any rank, every rank ends here together with `Preempted`, the last finished step checkpointed."
+        nonlocal saved_at
+        if not (signum := stop.agreed(env)): return
+        if step and saved_at != step: checkpoint(); saved_at = step
+        if env.distributed: dist.barrier()  # no rank exits before rank 0 has written the checkpoint
+        preempted = Preempted(signum, step, latest_checkpoint(ckpt_dir) if main else None)
+        if main: print(preempted, flush=True)
+        raise preempted
+
+    stop_if_asked()  # a signal while the data set was built: nothing new to save
     while epoch < cfg.epochs and not reached():
         sampler.set_epoch(epoch, start_index=epoch_step * sampler.per_rank)
         if hasattr(dataset, "set_epoch"): dataset.set_epoch(epoch)
@@ -944,12 +957,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                 bar.close()
                 if main: print(_epoch_line(summary, cfg.epochs, step, cfg.proj_dim), flush=True)
                 if main and bad_files.total: print(f"  files skipped while decoding (rank 0): {bad_files}", flush=True)
-            if signum := stop.agreed(env):  # every rank stops after the same step
-                if saved_at != step: checkpoint(); saved_at = step
-                if env.distributed: dist.barrier()  # no rank exits before rank 0 has written the checkpoint
-                preempted = Preempted(signum, step, latest_checkpoint(ckpt_dir) if main else None)
-                if main: print(preempted, flush=True)
-                raise preempted
+            stop_if_asked()
         bar.close()
         del batches, loader
         if epoch_step == steps_per_epoch: epoch, epoch_step = epoch + 1, 0

@@ -76,17 +76,17 @@ class Slow(Dataset):
 
 out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
 (out / f"pid-{os.environ.get('RANK', '0')}").write_text(str(os.getpid()))
-cfg = config_from_preset("tiny", max_steps=int(sys.argv[2]))
+cfg = config_from_preset("tiny", max_steps=int(sys.argv[2]), num_workers=int(sys.argv[3]))
 train(cfg, Slow(make_dataset(cfg)), out_dir=out)
 """
 
 
-def start_run(tmp_path, out, max_steps=0, nprocs=1):
-    "A tiny run in a subprocess (under the launcher when nprocs > 1); returns it once rank 0 printed the data banner."
+def start_run(tmp_path, out, max_steps=0, nprocs=1, workers=0):
+    "A tiny run in a subprocess of its own process group (under the launcher when nprocs > 1); returned once rank 0 printed the data banner."
     script = tmp_path / "run.py"; script.write_text(RUN_SCRIPT)
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nprocs)] if nprocs > 1 else [sys.executable]
-    proc = subprocess.Popen([*launcher, str(script), str(out), str(max_steps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen([*launcher, str(script), str(out), str(max_steps), str(workers)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     printed = []
     for line in proc.stdout:
         printed.append(line)
@@ -101,15 +101,16 @@ def finish(proc, printed, timeout=120):
 
 # Preemption ---------------------------------------------------------------------------------------------------------------
 def test_sigterm_checkpoints_the_step_and_resumes_bitwise_and_the_folder_is_locked(tmp_path, straight):
-    "SIGTERM mid-epoch: the step ends, one checkpoint, exit 143; a second run meanwhile is refused; resuming equals `straight`."
+    """SIGTERM to the run's whole process group (as a scheduler sends it: the trainer and its two DataLoader workers) mid-epoch:
+    the step ends, one checkpoint, exit 143; a second run meanwhile is refused; resuming equals `straight`."""
     out = tmp_path / "run"
-    proc, printed = start_run(tmp_path, out)
+    proc, printed = start_run(tmp_path, out, workers=2)
     with pytest.raises(OutDirBusyError) as busy: quiet(train, config_from_preset("tiny"), out_dir=out)
     message = str(busy.value)
     assert "is in use by another run (host" in message and f"pid {proc.pid}" in message and "started 20" in message, message
     record("second run on a live run's out_dir", "refused, naming host, pid and start time; the live run unharmed")
     time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     stdout, stderr = finish(proc, printed)
     assert proc.returncode == 143, stderr[-3000:]
     state = load_checkpoint(latest_checkpoint(out / "checkpoints"))
@@ -119,7 +120,7 @@ def test_sigterm_checkpoints_the_step_and_resumes_bitwise_and_the_folder_is_lock
     resumed, _ = quiet(train, config_from_preset("tiny"), out_dir=out)
     assert resumed["param_sha256"] == straight["param_sha256"] and same_weights(resumed["checkpoint"], straight["checkpoint"])
     assert [r["loss"] for r in resumed["step_log"]] == [r["loss"] for r in straight["step_log"]]
-    record(f"SIGTERM mid-epoch (after step {step} of 8, no checkpoint due)", "exit 143 with a checkpoint of that step; resume bitwise equal", 0)
+    record(f"SIGTERM to trainer + 2 loader workers (after step {step} of 8)", "exit 143 with a checkpoint of that step; resume bitwise equal", 0)
 
 
 class SignalAt(Dataset):
@@ -142,6 +143,16 @@ def test_sigusr1_in_process_stops_after_the_step_and_resumes_bitwise(tmp_path, s
     resumed, _ = quiet(train, cfg, out_dir=tmp_path)
     assert resumed["param_sha256"] == straight["param_sha256"] and same_weights(resumed["checkpoint"], straight["checkpoint"])
     record("SIGUSR1 during step 2 (in-process)", "Preempted (exit 138) after step 2 with its checkpoint; resume bitwise equal", 0)
+
+
+def test_signal_while_the_data_set_is_built_stops_before_the_first_step(tmp_path):
+    def build_then_signal(cfg):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return make_dataset(cfg)
+    with pytest.raises(Preempted) as stopped: quiet(train, config_from_preset("tiny"), out_dir=tmp_path, dataset_factory=build_then_signal)
+    assert (stopped.value.code, stopped.value.step, stopped.value.checkpoint) == (143, 0, None)
+    assert not list((tmp_path / "checkpoints").iterdir())
+    record("SIGTERM while the data set is built", "Preempted (exit 143) before the first step; nothing to save", 0)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +190,7 @@ def test_sigterm_to_one_ddp_rank_stops_both_at_the_same_step(tmp_path, notebook_
     assert f"stopped by SIGTERM after step {step} (checkpoint" in stdout and state["world_size"] == 2 and len(state["rng"]) == 2, stdout + stderr[-6000:]
     assert step < 4, "stopped before the end"
     script = tmp_path / "run.py"
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(out), "4"],
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(out), "4", "0"],
                        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     resumed = json.loads((out / "metrics.json").read_text())
