@@ -6,10 +6,10 @@ Docs: https://crisscross-dev.github.io/crisscross/data.html.md"""
 
 # %% ../nbs/05_data.ipynb #6f2c8db9
 from __future__ import annotations
-import csv, ctypes, hashlib, json, os, re, warnings
+import csv, ctypes, hashlib, io, json, os, re, warnings
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, asdict, field, replace
+from dataclasses import dataclass, asdict, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -267,6 +267,29 @@ def _atomic_write_text(path: Path, text: str):
     with open(tmp, "w") as f: f.write(text); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
 
+_INFO_FIELDS = {f.name for f in fields(MediaInfo)}
+
+def _valid_entry(e) -> bool:
+    "An index entry as `index_media` writes it: a stamp, and either a MediaInfo's fields or a failure reason."
+    return (isinstance(e, dict) and set(e) == {"stamp", "info", "failed"} and isinstance(e["stamp"], list)
+            and (e["info"] is None and isinstance(e["failed"], str) or isinstance(e["info"], dict) and set(e["info"]) == _INFO_FIELDS))
+
+def _read_index(cache: Path) -> dict:
+    "The entries of the index cache at `cache`: {} when there is none, and {} with a warning naming it when it is damaged."
+    if not cache.is_file(): return {}
+    try: saved = json.loads(cache.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as e: problem = f"not readable JSON ({type(e).__name__})"
+    else:
+        files = saved.get("files") if isinstance(saved, dict) else None
+        if isinstance(files, dict) and saved.get("version") != INDEX_VERSION: return {}  # another version's index: probe again
+        if not isinstance(files, dict) or set(saved) != {"version", "files"}: problem = "not an index ({version, files} expected)"
+        else:
+            bad = [k for k, e in files.items() if not _valid_entry(e)]
+            if not bad: return files
+            problem = f"malformed at entry {bad[0]!r}"
+    warnings.warn(f"index cache {cache} is {problem}: rebuilding it")
+    return {}
+
 @dataclass
 class MediaIndex:
     "What probing found: `infos` (path -> MediaInfo) for readable files, `failed` (path -> reason) for the rest."
@@ -280,12 +303,7 @@ def index_media(paths, cache=None, workers: int | None = None, progress: bool = 
     paths = sorted({str(Path(p)) for p in paths})
     if not paths: raise ValueError("index_media got no files to index")
     cache = Path(cache) if cache is not None else _default_cache(paths)
-    entries = {}
-    if cache.is_file():
-        try:
-            saved = json.loads(cache.read_text())
-            if saved.get("version") == INDEX_VERSION: entries = saved["files"]
-        except (json.JSONDecodeError, KeyError): warnings.warn(f"index cache {cache} is unreadable: rebuilding it")
+    entries = _read_index(cache)
     base = cache.parent
     key = lambda p: os.path.relpath(p, base)
     stamps = {p: _stamp(p) if os.path.exists(p) else None for p in paths}
@@ -315,14 +333,16 @@ class _InProcess:
 # %% ../nbs/05_data.ipynb #21941309
 @dataclass
 class BadFiles:
-    "Counts of skipped files by reason, with the first few paths of each: the end-of-epoch report."
+    "Counts of skipped files by reason, with the first few paths of each (the end-of-epoch report) and every path (`paths`)."
     counts: Counter = field(default_factory=Counter)
     examples: dict = field(default_factory=dict)
     keep: int = 3
+    paths: dict = field(default_factory=dict)  # path -> the first reason it was skipped for
 
     def add(self, path: str, reason: str):
         "Record that `path` was skipped because of `reason`."
         self.counts[reason] += 1
+        self.paths.setdefault(path, reason)
         ex = self.examples.setdefault(reason, [])
         if len(ex) < self.keep and path not in ex: ex.append(path)
 
@@ -339,6 +359,20 @@ class BadFiles:
         lines = [f"{self.total} skipped: " + ", ".join(f"{r} {n}" for r, n in self.counts.most_common())]
         lines += [f"  {r}: {p}" for r, ps in self.examples.items() for p in ps]
         return "\n".join(lines)
+
+    def listing(self, limit: int = 20) -> str:
+        "The first `limit` files skipped, one `path: reason` a line, then how many more."
+        lines = [f"  {p}: {r}" for p, r in list(self.paths.items())[:limit]]
+        more = len(self.paths) - limit
+        return "\n".join(lines + ([f"  ... and {more} more"] if more > 0 else []))
+
+    def write_csv(self, path) -> Path:
+        "Every file skipped, as `path,reason` rows of a CSV at `path` (written atomically)."
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["path", "reason"]); writer.writerows(self.paths.items())
+        _atomic_write_text(Path(path), text.getvalue())
+        return Path(path)
 
 # %% ../nbs/05_data.ipynb #e02aa97d
 _MEMORY_TUNED = None  # the process id that reuse_freed_memory ran in

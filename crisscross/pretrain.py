@@ -6,13 +6,16 @@ Docs: https://crisscross-dev.github.io/crisscross/pretrain_cli.html.md"""
 
 # %% ../nbs/06a_pretrain_cli.ipynb #a5e2efd3
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, subprocess, sys
 from dataclasses import asdict, fields
+from pathlib import Path
 
-from .trainer import PRESETS, TrainConfig, check_config, config_from_preset, env_world_size, make_dataset, train
+import crisscross
+from .trainer import (PRESETS, TrainConfig, check_config, check_out_dir, config_from_dict, config_from_preset, env_world_size,
+                                make_dataset, train)
 
 # %% auto #0
-__all__ = ['add_field_flags', 'build_parser', 'main']
+__all__ = ['add_field_flags', 'build_parser', 'main', 'launch']
 
 # %% ../nbs/06a_pretrain_cli.ipynb #0f1706e6
 _PARSE = {"int": int, "float": float, "str": str}
@@ -34,16 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="paper", choices=tuple(PRESETS), help="starting configuration (default: paper)")
     p.add_argument("--out-dir", default="runs/pretrain", help="checkpoints, TensorBoard logs, metrics.json, backbones.pt (default: runs/pretrain)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and build the data set, then exit")
+    p.add_argument("--config-json", metavar="FILE", help="start from the whole TrainConfig in this JSON file (a run's config.json) instead of the preset")
     add_field_flags(p.add_argument_group("TrainConfig fields", "override the preset; the defaults shown are the paper's"), TrainConfig)
     return p
 
 # %% ../nbs/06a_pretrain_cli.ipynb #0961f70a
+def _read_config(path) -> dict:
+    "The config dict in the JSON file at `path`, with errors that name the file."
+    try: d = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e: raise ValueError(f"--config-json {path}: cannot read a JSON config ({e})") from None
+    if not isinstance(d, dict): raise ValueError(f"--config-json {path}: expected a JSON object of TrainConfig fields, got {type(d).__name__}")
+    return d
+
 def main(argv: list | None = None) -> dict:
     "Parse `argv` (default: the command line), then validate (`--dry-run`) or train; returns the metrics."
     parser = build_parser()
     args = vars(parser.parse_args(argv))
-    preset, out_dir, dry_run = args.pop("preset"), args.pop("out_dir"), args.pop("dry_run")
-    try: cfg = check_config(config_from_preset(preset, **args), env_world_size())
+    preset, out_dir, dry_run, config_json = args.pop("preset"), args.pop("out_dir"), args.pop("dry_run"), args.pop("config_json")
+    try:
+        cfg = config_from_dict({**_read_config(config_json), **args}) if config_json else config_from_preset(preset, **args)
+        cfg = check_config(cfg, env_world_size())
+        check_out_dir(out_dir)
     except ValueError as e: parser.error(str(e))
     if dry_run:
         dataset = make_dataset(cfg)
@@ -56,3 +70,20 @@ def main(argv: list | None = None) -> dict:
 
 # %% ../nbs/06a_pretrain_cli.ipynb #0aa541f8
 if __name__ == "__main__" and "__file__" in globals(): main()
+
+# %% ../nbs/06a_pretrain_cli.ipynb #df1f916e
+def launch(cfg: TrainConfig, out_dir, nprocs: int) -> dict:
+    "Train `cfg` with `nprocs` processes on this machine (`python -m torch.distributed.run --standalone`); returns the metrics."
+    cfg = check_config(cfg, nprocs)
+    out_dir = check_out_dir(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    config_file = out_dir / "launch-config.json"
+    config_file.write_text(json.dumps(asdict(cfg), indent=1))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nprocs),
+               "-m", "crisscross.pretrain", "--config-json", str(config_file), "--out-dir", str(out_dir)]
+    package_root = str(Path(crisscross.__file__).resolve().parent.parent)  # the workers import this crisscross
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run(command, env=env)
+    if done.returncode:
+        raise RuntimeError(f"{nprocs} training processes failed (exit status {done.returncode}; 143 or 138 in the workers' "
+                           f"messages means stopped by a signal, with a checkpoint): see the messages above. Command: {' '.join(command)}")
+    return json.loads((out_dir / "metrics.json").read_text())

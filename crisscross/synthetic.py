@@ -517,11 +517,16 @@ def open_embedded(root=None, progress: bool = True, workers: int | None = None) 
     "The embedded set in `root` as it was made (its manifest's parameters), completed if needed; the default set when `root` is empty."
     if not root: return ensure_embedded(None, workers=workers, progress=progress)
     root = Path(root).expanduser()
+    if root.is_file(): raise ValueError(f"data_root={str(root)!r} is a file: the embedded data set is a folder (leave data_root empty for the default set)")
+    if not root.is_dir():
+        raise ValueError(f"data_root={str(root)!r} does not exist: check the path, leave data_root empty for the embedded set in its "
+                         f"default place ({default_root()}), or make one there by name: crisscross.synthetic.ensure_embedded({str(root)!r})")
     try: made = SyntheticConfig(**json.loads((root / MANIFEST).read_text())["config"])
     except FileNotFoundError: made = None
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise ValueError(f"{root / MANIFEST} is unreadable ({e}): delete the folder to regenerate the default set, or repair it") from None
     if made is None and root.is_dir() and any(p.name not in {*CLASS_NAMES, LABELS} and not p.name.startswith(".") for p in root.iterdir()):
-        raise ValueError(f"{root} holds files but no {MANIFEST}: it is not an embedded data set. Use dataset='csv' for a "
-                         "labels.csv collection, or an empty data_root for the default embedded set")
+        raise ValueError(f"{root} holds files but no {MANIFEST}: it is not an embedded data set. For a folder of videos use "
+                         "dataset='folder' (--dataset folder; or 'kinetics', 'audioset', 'kinetics_sound' for those layouts), "
+                         "or leave data_root empty for the default embedded set")
     return ensure_embedded(root, made, workers, progress)

@@ -6,7 +6,7 @@ Docs: https://crisscross-dev.github.io/crisscross/trainer.html.md"""
 
 # %% ../nbs/06_trainer.ipynb #7c600b06
 from __future__ import annotations
-import contextlib, dataclasses, difflib, hashlib, json, math, os, random, re, time
+import contextlib, dataclasses, difflib, fcntl, gc, hashlib, json, math, os, pickle, random, re, signal, socket, threading, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -30,14 +30,15 @@ from .synthetic import ensure_embedded, open_embedded
 
 # %% auto #0
 __all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED',
-           'DEVICES', 'CKPT_RE', 'RESUME_MAY_CHANGE', 'TrainConfig', 'pretrain_augments', 'check_field_names',
-           'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset',
-           'env_world_size', 'resolve_precision', 'check_config', 'ShardedSampler', 'worker_init_fn', 'seed_everything',
-           'rng_state', 'set_rng_state', 'LARC', 'backbone_args', 'build_model', 'param_groups', 'build_optimizer',
-           'warmup_cosine', 'LRSchedule', 'atomic_save', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'remove_stale_tmp', 'DistEnv', 'setup_distributed', 'z_spread', 'export_backbones',
-           'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest', 'pack_step_log', 'unpack_step_log',
-           'train', 'PoisonedViews']
+           'DEVICES', 'CKPT_RE', 'PREEMPT_SIGNALS', 'LOCK_NAME', 'RESUME_MAY_CHANGE', 'EXCLUDED_NAME', 'TrainConfig',
+           'pretrain_augments', 'check_field_names', 'config_from_preset', 'config_from_dict', 'mel_frames',
+           'RandomViews', 'DatasetEntry', 'make_dataset', 'env_world_size', 'resolve_precision', 'check_config',
+           'ShardedSampler', 'worker_init_fn', 'seed_everything', 'rng_state', 'set_rng_state', 'LARC', 'backbone_args',
+           'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine', 'LRSchedule', 'atomic_save',
+           'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'remove_stale_tmp', 'DistEnv',
+           'setup_distributed', 'Preempted', 'StopSignals', 'OutDirBusyError', 'check_out_dir', 'lock_out_dir',
+           'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest',
+           'pack_step_log', 'unpack_step_log', 'train', 'PoisonedViews']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 def _f(default, help: str):
@@ -68,11 +69,12 @@ class TrainConfig:
     audio_seconds: float = _f(2.0, "audio seconds per view (2 s -> 80x201 log-mel)")
     relaxation: str = _f("mild", "temporal relaxation of the two views (crisscross.samplers)")
     clips_per_video: int = _f(5, "clip pairs drawn per video in one epoch")
-    dataset: str = _f("random", "which data set to build (a key of DATASETS)")
+    dataset: str = _f("", "which data set to build (a key of DATASETS); none by default: a run names its data")
     data_root: str = _f("", "root folder of the data set's files")
     random_clips: int = _f(4096, "number of clips of the generated 'random' data set")
     data_fraction: float = _f(1.0, "share of the data set's videos to pretrain on (a seeded subset, the same share of each class)")
     cache_decoded: bool = _f(False, "decode every clip once, at the start, and keep it in memory (for small collections such as the embedded set)")
+    strict: bool = _f(False, "stop at the first unreadable or too short file instead of leaving it out (and naming it)")
     # loss
     terms: tuple = _f(("intra", "sync", "async"), "loss groups to minimise (the ablation drops 'async')")
     # optimisation
@@ -127,7 +129,7 @@ PRESETS = {
     "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, video_clip_norm=True, cache_decoded=True, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
                 audio_seconds=1.0, lr=1e-3, clips_per_video=2,
                 batch_size=32, epochs=80, warmup_epochs=1.0, num_workers=0, ckpt_every=200, random_clips=512, backbones_every=1),
-    "tiny": dict(width=4, depth=1, proj_dim=32, pred_hidden=16, frames=4, size=16, audio_seconds=0.2,
+    "tiny": dict(dataset="random", width=4, depth=1, proj_dim=32, pred_hidden=16, frames=4, size=16, audio_seconds=0.2,
                  batch_size=8, epochs=2, warmup_epochs=0.5, lr=3e-2, final_lr=1e-2, pred_lr=3e-2, random_clips=32,
                  num_workers=0, cpu_threads=1, ckpt_every=0, keep_last=3, log_every=1, tensorboard=False, progress=False,
                  deterministic=True),
@@ -207,17 +209,18 @@ class DatasetEntry(NamedTuple):
 def _random_views(cfg: TrainConfig) -> RandomViews:
     return RandomViews(cfg.random_clips, frames=cfg.frames, size=cfg.size, mel_frames=mel_frames(cfg.audio_seconds), seed=cfg.seed)
 
-def _views(cfg: TrainConfig, items: list) -> PretrainViews:
+def _views(cfg: TrainConfig, items: list, root=None) -> PretrainViews:
     if cfg.data_fraction < 1: items = stratified_split(items, cfg.data_fraction, seed=cfg.seed)[1]  # the paper's Tab. 2 uses 25-100%
-    views = PretrainViews(items, cfg.relaxation, clips_per_video=cfg.clips_per_video, frames=cfg.frames, fps=cfg.fps,
+    views = PretrainViews(items, cfg.relaxation, clips_per_video=cfg.clips_per_video, frames=cfg.frames, fps=cfg.fps, strict=cfg.strict,
                           size=cfg.size, audio_seconds=cfg.audio_seconds, seed=cfg.seed, progress=cfg.progress, cache=cfg.cache_decoded,
                           **pretrain_augments(cfg))
     if cfg.crop_from == "decoded": views.short_side = None   # frames as decoded (PretrainViews' argument has no value for it yet)
+    views.root = str(root or cfg.data_root)  # named in the start banner
     return views
 
 def _embedded_views(cfg: TrainConfig) -> PretrainViews:
     root = open_embedded(cfg.data_root, progress=cfg.progress)
-    return _views(cfg, labelled_csv(root, split="train"))  # val/test clips stay unseen for the evaluation
+    return _views(cfg, labelled_csv(root, split="train"), root)  # val/test clips stay unseen for the evaluation
 
 def _audioset_views(cfg: TrainConfig) -> PretrainViews:
     "AudioSet: the clips under data_root, listed by the one segment CSV there (e.g. unbalanced_train_segments.csv)."
@@ -242,8 +245,10 @@ DATASETS = {
 
 def make_dataset(cfg: TrainConfig) -> Dataset:
     "Build the data set `cfg.dataset` names (see `DATASETS`)."
-    if cfg.dataset not in DATASETS: raise ValueError(f"dataset={cfg.dataset!r} is unknown: choose one of {tuple(DATASETS)}")
-    return DATASETS[cfg.dataset].build(cfg)
+    if cfg.dataset not in DATASETS: raise ValueError(_data_problems(cfg)[0])
+    dataset = DATASETS[cfg.dataset].build(cfg)
+    dataset.dataset_name = cfg.dataset  # named in the training's start banner
+    return dataset
 
 # %% ../nbs/06_trainer.ipynb #33f65844
 OPTIMIZERS = ("larc_adam", "adam", "larc_sgd", "sgd")
@@ -267,6 +272,24 @@ def resolve_precision(cfg: TrainConfig) -> str:
 # %% ../nbs/06_trainer.ipynb #6a91c6c5
 _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "tuple": (tuple, list)}
 
+def _data_problems(cfg: TrainConfig) -> list:
+    "What is wrong with the data set the config names: no name, an unknown one, a missing root, windows that cannot fit."
+    if not cfg.dataset:
+        return [f"no data set chosen: pass --dataset NAME (dataset=..., one of {tuple(DATASETS)}) and, for files, --data-root; "
+                "the 'paper' preset names none so that a run never trains on generated data by accident ('random' does that on purpose)"]
+    if cfg.dataset not in DATASETS: return [f"dataset={cfg.dataset!r} is unknown: choose one of {tuple(DATASETS)}"]
+    errs, root = [], Path(cfg.data_root).expanduser() if cfg.data_root else None
+    if DATASETS[cfg.dataset].needs_root and root is None: errs.append(f"dataset={cfg.dataset!r} needs data_root (--data-root /path/to/files)")
+    elif root is not None and root.is_file(): errs.append(f"data_root={cfg.data_root!r} is a file: data_root names the folder that holds the data set")
+    elif root is not None and not root.is_dir():
+        errs.append(f"data_root={cfg.data_root!r} does not exist or is not a folder: check the path"
+                    + (" (leave data_root empty for the embedded set in its default place)" if cfg.dataset == "embedded" else ""))
+    video_seconds = cfg.frames / cfg.fps if cfg.fps > 0 else 0
+    if cfg.dataset != "random" and not 0 < video_seconds <= cfg.audio_seconds:
+        errs.append(f"frames / fps = {cfg.frames} / {cfg.fps:g} = {video_seconds:g} s of video must fit in the audio window "
+                    f"(audio_seconds={cfg.audio_seconds:g}): raise audio_seconds or fps, or lower frames")
+    return errs
+
 def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     "Validate `cfg` for a run on `world_size` processes before any compute; returns it with `terms` as a tuple."
     if not isinstance(cfg, TrainConfig): raise TypeError(f"expected a TrainConfig, got {type(cfg).__name__}")
@@ -276,6 +299,8 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
         if not isinstance(v, want) or (f.type in ("int", "float") and isinstance(v, bool)):
             errs.append(f"{f.name}={v!r} must be of type {f.type} (default {f.default!r})")
     if errs: raise ValueError("invalid TrainConfig:\n  " + "\n  ".join(errs))
+    errs += [f"{f.name}={getattr(cfg, f.name)} must be a finite number" for f in fields(cfg)
+             if f.type == "float" and not math.isfinite(getattr(cfg, f.name))]
     def need(ok, msg):
         if not ok: errs.append(msg)
     for k in ("width", "depth", "proj_dim", "pred_hidden", "frames", "size", "clips_per_video", "random_clips",
@@ -322,12 +347,7 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
         elif cfg.batch_size // parts < 2:
             errs.append(f"each forward pass would see batch_size / (world_size x accum_steps) = {cfg.batch_size // parts} "
                         "clip; batch norm needs at least 2: raise batch_size or lower accum_steps")
-    if cfg.dataset not in DATASETS:
-        errs.append(f"dataset={cfg.dataset!r} is unknown: choose one of {tuple(DATASETS)}")
-    elif DATASETS[cfg.dataset].needs_root:
-        if not cfg.data_root: errs.append(f"dataset={cfg.dataset!r} needs data_root (--data-root /path/to/files)")
-        elif not Path(cfg.data_root).is_dir():
-            errs.append(f"data_root={cfg.data_root!r} does not exist or is not a folder: check the path")
+    errs += _data_problems(cfg)
     if errs: raise ValueError("invalid TrainConfig:\n  " + "\n  ".join(errs))
     return dataclasses.replace(cfg, terms=terms)
 
@@ -363,9 +383,10 @@ class ShardedSampler(Sampler):
 
 # %% ../nbs/06_trainer.ipynb #112ee801
 def worker_init_fn(worker_id: int):
-    "Seed python `random` and numpy in a DataLoader worker from its torch seed (distinct per worker, rank and epoch)."
+    "Seed python `random` and numpy in a DataLoader worker from its torch seed; ignore stop signals (the trainer handles them)."
     seed = torch.initial_seed() % 2**32
     random.seed(seed); np.random.seed(seed)
+    for name in ("SIGTERM", "SIGUSR1"): signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 def seed_everything(seed: int):
     "Seed python `random`, numpy and torch (CPU and CUDA)."
@@ -523,9 +544,19 @@ def save_checkpoint(state: dict, folder, step: int, keep_last: int = 3) -> Path:
     for old in list_checkpoints(folder)[:-keep_last]: old.unlink(missing_ok=True)
     return path
 
+_BLOCKED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
 def load_checkpoint(path, map_location="cpu") -> dict:
-    "Load a checkpoint (or `backbones.pt`) with `weights_only=True`."
+    "Load a checkpoint (or `backbones.pt`) with `weights_only=True`: tensors, numbers, strings and containers only."
     try: return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = _BLOCKED_GLOBAL.search(str(e))
+        if found:
+            raise RuntimeError(f"{path} holds code objects ({found[1]}), not only tensors and numbers: it will not be loaded, because "
+                               "loading it could run that code. Use a checkpoint that crisscross wrote; if you made this file, save "
+                               "plain data only (tensors, numbers, strings, lists, dicts)") from None
+        raise RuntimeError(f"cannot load checkpoint {path}: it is not a PyTorch checkpoint, or it is damaged: "
+                           "delete it or choose another file") from None
     except Exception as e:
         raise RuntimeError(f"cannot load checkpoint {path}: {e}. If it is a truncated file, delete it: complete "
                            "checkpoints are written atomically and never truncated") from e
@@ -561,6 +592,82 @@ def setup_distributed(device: str = "auto") -> DistEnv:
         dist.init_process_group("nccl" if cuda else "gloo")
         return DistEnv(dist.get_rank(), dist.get_world_size(), local, torch.device("cuda", local) if cuda else torch.device("cpu"), True)
     return DistEnv(0, 1, 0, torch.device("cuda", local) if cuda else torch.device("cpu"), False)
+
+# %% ../nbs/06_trainer.ipynb #76baccfa
+PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1")
+
+class Preempted(SystemExit):
+    "Raised after a stop signal, once every rank finished its step and the checkpoint is written; exit status 128 + signal number."
+    def __init__(self, signum: int, step: int, checkpoint=None):
+        super().__init__(128 + signum)
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+    def __str__(self):
+        return (f"stopped by {signal.Signals(self.signum).name} after step {self.step} (checkpoint {self.checkpoint}), exit status "
+                f"{self.code}: run again with the same out_dir to resume")
+
+class StopSignals:
+    "While entered, SIGTERM and SIGUSR1 only note the signal; `agreed(env)` tells every rank, after a step, whether to stop."
+    def __init__(self, names=PREEMPT_SIGNALS): self.names, self.signum, self._previous = names, 0, {}
+
+    def _note(self, signum, frame): self.signum = self.signum or signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # Python runs signal handlers in the main thread only
+            for s in (getattr(signal, n) for n in self.names if hasattr(signal, n)): self._previous[s] = signal.signal(s, self._note)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items(): signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        self._previous = {}
+
+    def agreed(self, env: DistEnv) -> int:
+        "The signal that stops every rank after this step (the largest any rank noted, by an all_reduce), or 0 to go on."
+        if not env.distributed: return self.signum
+        flag = torch.tensor([self.signum], dtype=torch.int64, device=env.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item())
+
+# %% ../nbs/06_trainer.ipynb #6a026b2b
+LOCK_NAME = ".crisscross-run.lock"
+
+class OutDirBusyError(RuntimeError):
+    "Another live run holds the out_dir's lock."
+
+def check_out_dir(out_dir) -> Path:
+    "Refuse an `out_dir` that cannot be created or written, without creating it; returns it as an absolute path."
+    path = Path(out_dir).expanduser().absolute()
+    existing = path
+    while not existing.exists(): existing = existing.parent  # the nearest folder that exists
+    if not existing.is_dir():
+        raise ValueError(f"out_dir={str(out_dir)!r} cannot be created: {existing} is a file, not a folder; choose another out_dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"out_dir={str(out_dir)!r} cannot be written: {existing} is not writable for this user; choose another out_dir")
+    return path
+
+def _holder(fd: int) -> str:
+    try: h = json.loads(os.pread(fd, 4096, 0))
+    except ValueError: return "the holder has not written its name yet"
+    return f"host {h.get('host')}, pid {h.get('pid')}, started {h.get('started')}"
+
+@contextlib.contextmanager
+def lock_out_dir(out_dir):
+    "Hold `out_dir`'s run lock (an flock the kernel drops when the process dies); refuse, naming the holder, if another run has it."
+    path = check_out_dir(out_dir) / LOCK_NAME
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e: raise ValueError(f"out_dir={str(out_dir)!r} cannot be used ({e.strerror}: {e.filename}): choose another out_dir") from None
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutDirBusyError(f"{path.parent} is in use by another run ({_holder(fd)}): wait for it to end or stop it, "
+                                  "or choose another out_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), started=time.strftime("%Y-%m-%d %H:%M:%S %z"))).encode(), 0)
+        try: yield path
+        finally: os.ftruncate(fd, 0)
+    finally: os.close(fd)
 
 # %% ../nbs/06_trainer.ipynb #af8e0ba4
 def z_spread(z: torch.Tensor) -> torch.Tensor:
@@ -626,6 +733,18 @@ def _check_dataset(dataset, cfg: TrainConfig):
                              + ("(3, T, H, W)" if k[0] == "v" else "(1, mels, frames)"))
     return n
 
+EXCLUDED_NAME = "excluded_files.csv"
+
+def _report_data(dataset, name: str, cfg: TrainConfig, out_dir: Path):
+    "Print which data set this is, where, how many files it uses and leaves out (the first 20 by name); write them all."
+    excluded, items = getattr(dataset, "excluded", None), getattr(dataset, "items", None)
+    root = getattr(dataset, "root", None) or cfg.data_root or ("generated in memory" if name == "random" else "(no root)")
+    files = f"{len(items):,} usable files, {excluded.total:,} excluded, " if items is not None and excluded is not None else ""
+    print(f"data set {name!r} at {root}: {files}{len(dataset):,} clips", flush=True)
+    if excluded is None: return
+    listing = excluded.write_csv(out_dir / EXCLUDED_NAME)
+    if excluded.paths: print(f"files left out (the first 20; all {len(excluded.paths)} in {listing}):\n{excluded.listing(20)}", flush=True)
+
 def param_digest(model: nn.Module) -> str:
     "sha256 of all parameters (names and bytes): equal digests mean bitwise-equal weights."
     h = hashlib.sha256()
@@ -681,23 +800,30 @@ def _epoch_line(s: dict, epochs: int, step: int, proj_dim: int) -> str:
 def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretrain", dataset_factory: Callable | None = None) -> dict:
     "Pretrain CrissCross with `cfg` on `dataset` (or `dataset_factory(cfg)`, or `DATASETS[cfg.dataset]`), checkpointing to `out_dir`."
     cfg = check_config(cfg, env_world_size())
+    check_out_dir(out_dir)  # before anything is built or written
     env = setup_distributed(cfg.device)
     deterministic_before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    threads_before = torch.get_num_threads()
+    threads_before, preempted = torch.get_num_threads(), None
     try:
         if cfg.cpu_threads: torch.set_num_threads(cfg.cpu_threads)
         if cfg.deterministic:   # on CUDA some kernels (max_pool3d backward) have no deterministic version: warn, don't fail
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
         with contextlib.ExitStack() as cleanup: return _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup)
+    except Preempted as stop:  # let go of _train's frames (the DDP model) before the process group is destroyed
+        preempted = stop.with_traceback(None)
     finally:
         if cfg.deterministic: torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
         if cfg.cpu_threads: torch.set_num_threads(threads_before)
+        if preempted is not None: gc.collect()
         if env.owns_group: dist.destroy_process_group()
+    raise preempted
 
 def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
     t_start = time.perf_counter()
     cuda, main = env.device.type == "cuda", env.is_main
+    if main: cleanup.enter_context(lock_out_dir(out_dir))  # one run per out_dir, until this process ends
+    stop = cleanup.enter_context(StopSignals())              # SIGTERM / SIGUSR1: finish the step, checkpoint, exit 128 + signal
     ckpt_dir = out_dir / "checkpoints"
     resume_from = latest_checkpoint(ckpt_dir)
     if resume_from is not None and not cfg.resume:
@@ -709,6 +835,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     # data
     if dataset is None: dataset = (dataset_factory or make_dataset)(cfg)
     _check_dataset(dataset, cfg)
+    data_name = getattr(dataset, "dataset_name", type(dataset).__name__)
     sampler = ShardedSampler(len(dataset), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
     steps_per_epoch, micro = sampler.steps_per_epoch, cfg.batch_size // (env.world_size * cfg.accum_steps)
 
@@ -749,6 +876,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                   f"{steps_per_epoch} steps/epoch x {cfg.epochs} epochs, global batch {cfg.batch_size} = {env.world_size} "
                   f"process(es) x {cfg.accum_steps} accumulation x {micro}, {precision} on {env.device}", flush=True)
         else: print(f"resuming from {resume_from} (epoch {epoch + 1}, step {step})", flush=True)
+        _report_data(dataset, data_name, cfg, out_dir)
 
     def checkpoint():
         rngs = _gather(rng_state(), env)
@@ -761,6 +889,18 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
 
     reached = lambda: bool(cfg.max_steps) and step >= cfg.max_steps
     saved_at = step if state is not None else -1
+
+    def stop_if_asked():
+        "After a stop signal on any rank, every rank ends here together with `Preempted`, the last finished step checkpointed."
+        nonlocal saved_at
+        if not (signum := stop.agreed(env)): return
+        if step and saved_at != step: checkpoint(); saved_at = step
+        if env.distributed: dist.barrier()  # no rank exits before rank 0 has written the checkpoint
+        preempted = Preempted(signum, step, latest_checkpoint(ckpt_dir) if main else None)
+        if main: print(preempted, flush=True)
+        raise preempted
+
+    stop_if_asked()  # a signal while the data set was built: nothing new to save
     while epoch < cfg.epochs and not reached():
         sampler.set_epoch(epoch, start_index=epoch_step * sampler.per_rank)
         if hasattr(dataset, "set_epoch"): dataset.set_epoch(epoch)
@@ -842,6 +982,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                 bar.close()
                 if main: print(_epoch_line(summary, cfg.epochs, step, cfg.proj_dim), flush=True)
                 if main and bad_files.total: print(f"  files skipped while decoding (rank 0): {bad_files}", flush=True)
+            stop_if_asked()
         bar.close()
         del batches, loader
         if epoch_step == steps_per_epoch: epoch, epoch_step = epoch + 1, 0

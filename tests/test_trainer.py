@@ -101,7 +101,7 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
     latest = load_checkpoint(latest_checkpoint(out / "checkpoints"))
     assert (latest["step"], latest["epoch"], latest["epoch_step"]) == (3, 0, 3), "killed mid-epoch, before step 4 ended"
 
-    resumed = quiet_train(cfg, out_dir=out)
+    resumed = quiet_train(cfg, out_dir=out)   # the killed run's lock went with it: nothing stale blocks the resume
     straight = quiet_train(cfg, out_dir=tmp_path / "straight")
     a, b = load_checkpoint(resumed["checkpoint"]), load_checkpoint(straight["checkpoint"])
     assert a["step"] == b["step"] == 8
@@ -218,7 +218,9 @@ def test_config_presets_and_unknown_fields():
     assert (p.lr, p.warmup_start_lr, p.warmup_epochs, p.final_lr, p.pred_lr, p.weight_decay, p.optimizer) == (2e-4, 0.0, 2.0, 1e-4, 2e-3, 1e-4, "larc_adam")
     assert (c.width, c.depth, c.size, c.audio_seconds, c.proj_dim, c.pred_hidden, c.batch_size) == (16, 1, 64, 1.0, 256, 64, 32)
     assert c.video_clip_norm and not p.video_clip_norm  # the paper feeds clips as they are; the cpu preset standardises each
-    for name in ("paper", "cpu", "tiny"): check_config(config_from_preset(name))
+    for name in ("cpu", "tiny"): check_config(config_from_preset(name))
+    check_config(config_from_preset("paper", dataset="random"))
+    with pytest.raises(ValueError, match=r"no data set chosen: pass --dataset NAME"): check_config(config_from_preset("paper"))
 
 
 def test_data_root_and_dataset_checks_come_before_compute(tmp_path, monkeypatch):
