@@ -108,13 +108,19 @@ def check_state(sd: dict, expected: dict, name, what: str):
                 for label, v in (("missing", missing), ("unexpected", extra), ("wrong shape", shaped)) if v]
     if problems: raise ValueError(f"{what} does not fit the backbone it describes; nothing was loaded.\n  " + "\n  ".join(problems))
 
-def from_official(sd: dict, modality: str | None = None) -> dict:
-    "An official backbone state dict in our layout (our key order); refuses a missing, extra or mis-shaped key, naming it."
+def _in_layout(sd: dict, modality: str | None, want: str) -> tuple:
+    "(`sd` without wrapper prefixes, its modality), refusing a state dict that is not in layout `want` ('official' or 'ours')."
     sd = strip_wrappers(dict(sd))
     layout, found = backbone_layout(sd)
     modality = modality or found
-    if layout != "official" or found != modality:
-        raise ValueError(f"expected an official {modality} state dict, got {layout} {found} weights ({_describe_keys(sd)})")
+    if layout != want or found != modality:
+        raise ValueError(f"expected {'an official' if want == 'official' else 'our'} {modality} state dict, got {layout} {found} "
+                         f"weights ({_describe_keys(sd)})")
+    return sd, modality
+
+def from_official(sd: dict, modality: str | None = None) -> dict:
+    "An official backbone state dict in our layout (our key order); refuses a missing, extra or mis-shaped key, naming it."
+    sd, modality = _in_layout(sd, modality, "official")
     ours = {our_key(k, modality) or f"?{k}": v for k, v in sd.items()}
     back = {v: k for k, v in zip(sd, ours)}
     expected = expected_state(modality, **backbone_shape_of({k: v for k, v in ours.items() if not k.startswith("?")}, modality))
@@ -123,11 +129,7 @@ def from_official(sd: dict, modality: str | None = None) -> dict:
 
 def to_official(sd: dict, modality: str | None = None) -> dict:
     "Our backbone state dict in the official layout, in the official key order (checked like `from_official`)."
-    sd = strip_wrappers(dict(sd))
-    layout, found = backbone_layout(sd)
-    modality = modality or found
-    if layout != "ours" or found != modality:
-        raise ValueError(f"expected our {modality} backbone state dict, got {layout} {found} weights ({_describe_keys(sd)})")
+    sd, modality = _in_layout(sd, modality, "ours")
     check_state(sd, expected_state(modality, **backbone_shape_of(sd, modality)), lambda k: k, f"the {modality} state dict")
     return {official_key(k, modality): sd[k] for k in sorted(sd, key=lambda k: _official_rank(k, modality))}
 
