@@ -546,6 +546,7 @@ def collate_views(samples: list) -> dict:
 def prepare_views(batch: dict, views, device) -> dict:
     "The four views of a collated `batch` on `device`: moved (loader-augmented), or augmented there in one call per operation (decode-only)."
     if "frames" not in batch: return {k: batch[k].to(device, non_blocking=True) for k in ("v1", "v2", "a1", "a2")}
+    while not hasattr(views, "video_augment") and hasattr(views, "dataset"): views = views.dataset   # a wrapper (Subset, ...)
     frames, waves = (batch[k].to(device, non_blocking=True) for k in ("frames", "waves"))   # (B, 2, T, H, W, 3) uint8, (B, 2, samples)
     B = frames.shape[0]
     video = views.video_augment.apply(frames.flatten(0, 1), params_from(batch, VideoParams, "video_"), batched=True)
