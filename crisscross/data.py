@@ -543,14 +543,14 @@ def collate_views(samples: list) -> dict:
     out["skipped"] = [r for s in samples for r in s.get("skipped", [])]
     return out
 
-def prepare_views(batch: dict, views, device) -> dict:
-    "The four views of a collated `batch` on `device`: moved (loader-augmented), or augmented there in one call per operation (decode-only)."
+def prepare_views(batch: dict, views, device, batched: bool | None = None) -> dict:
+    "The four views of a collated `batch` on `device`: moved (loader-augmented), or augmented there (decode-only; `batched` default: on CUDA)."
     if "frames" not in batch: return {k: batch[k].to(device, non_blocking=True) for k in ("v1", "v2", "a1", "a2")}
     while not hasattr(views, "video_augment") and hasattr(views, "dataset"): views = views.dataset   # a wrapper (Subset, ...)
     frames, waves = (batch[k].to(device, non_blocking=True) for k in ("frames", "waves"))   # (B, 2, T, H, W, 3) uint8, (B, 2, samples)
-    B = frames.shape[0]
-    video = views.video_augment.apply(frames.flatten(0, 1), params_from(batch, VideoParams, "video_"), batched=True)
-    audio = views.audio_augment.apply(views.log_mel(waves.flatten(0, 1)), params_from(batch, AudioParams, "audio_"), batched=True)
+    B, batched = frames.shape[0], frames.device.type != "cpu" if batched is None else batched   # on a CPU the per-clip kernels are faster
+    video = views.video_augment.apply(frames.flatten(0, 1), params_from(batch, VideoParams, "video_"), batched=batched)
+    audio = views.audio_augment.apply(views.log_mel(waves.flatten(0, 1)), params_from(batch, AudioParams, "audio_"), batched=batched)
     video, audio = video.view(B, 2, *video.shape[1:]), audio.view(B, 2, *audio.shape[1:])
     return {"v1": video[:, 0], "v2": video[:, 1], "a1": audio[:, 0], "a2": audio[:, 1]}
 
