@@ -239,3 +239,16 @@ def test_batched_audio_path_matches_the_loader_path(device, freq_scale):
     spec = LogMel()(torch.randn(8, 32000, generator=torch.Generator().manual_seed(3)))
     p = aug.sample_params(8, 80, 201, torch.Generator().manual_seed(4))
     torch.testing.assert_close(aug.apply(spec.to(device), p, batched=True).cpu(), aug.apply(spec, p), rtol=0, atol=5e-4)
+
+
+def test_benchmark_gpu_cpu_dry_run_prints_its_table():
+    "benchmark_gpu.py's code path (synthetic step, prepared clips through decode-only workers and prepare_views) runs on tiny CPU shapes."
+    import os, subprocess, sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, str(root / "tests" / "benchmarks" / "benchmark_gpu.py"), "--cpu-dry-run"],
+                       capture_output=True, text=True, timeout=240, cwd=root, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    header, figures = r.stdout.strip().splitlines()[-2:]
+    assert "end to end (samples/s)" in header and len(figures.split()) == 4 and float(figures.split()[2]) > 0, r.stdout
