@@ -252,3 +252,7 @@ def test_benchmark_gpu_cpu_dry_run_prints_its_table():
     assert r.returncode == 0, r.stderr[-3000:]
     header, figures = r.stdout.strip().splitlines()[-2:]
     assert "end to end (samples/s)" in header and len(figures.split()) == 4 and float(figures.split()[2]) > 0, r.stdout
+    if not CUDA:   # without a GPU and without --cpu-dry-run: it says so and exits 0
+        r = subprocess.run([sys.executable, str(root / "tests" / "benchmarks" / "benchmark_gpu.py")], capture_output=True, text=True,
+                           timeout=120, cwd=root, env=env)
+        assert r.returncode == 0 and "no CUDA device" in r.stdout, (r.stdout, r.stderr[-2000:])
