@@ -19,14 +19,15 @@ from tqdm.auto import tqdm
 
 from .media import MediaError, MediaInfo, probe, read_span, read_audio
 from .samplers import sample_windows, min_duration, check_relaxation
-from .transforms import LogMel, LogMelConfig, VideoAugment, AudioAugment, VideoEval
+from .transforms import LogMel, LogMelConfig, VideoAugment, AudioAugment, VideoEval, VideoParams, AudioParams
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'AUDIO_SUFFIXES', 'KINETICS_SOUND_CLASSES', 'DCASE2013_CLASSES', 'INDEX_NAME', 'INDEX_VERSION',
-           'CACHE_LIMIT_BYTES', 'Item', 'video_folder', 'class_folders', 'kinetics', 'kinetics_sound', 'audioset',
-           'ucf101', 'hmdb51', 'esc50', 'dcase2013', 'labelled_csv', 'stratified_split', 'validation_split',
+           'CACHE_LIMIT_BYTES', 'AUGMENT_ON', 'Item', 'video_folder', 'class_folders', 'kinetics', 'kinetics_sound',
+           'audioset', 'ucf101', 'hmdb51', 'esc50', 'dcase2013', 'labelled_csv', 'stratified_split', 'validation_split',
            'ucf101_group', 'esc50_group', 'csv_splits', 'stratified_folds', 'MediaIndex', 'index_media', 'BadFiles',
-           'reuse_freed_memory', 'mix_seed', 'PretrainViews', 'collate_views', 'clip_starts', 'LabelledClips']
+           'reuse_freed_memory', 'mix_seed', 'resolve_augment_on', 'params_fields', 'params_from', 'PretrainViews',
+           'collate_views', 'prepare_views', 'clip_starts', 'LabelledClips']
 
 # %% ../nbs/05_data.ipynb #33f2aa0c
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
@@ -394,6 +395,20 @@ def mix_seed(*parts) -> int:
     return int.from_bytes(hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest(), "little") >> 1
 
 CACHE_LIMIT_BYTES = 8 * 2 ** 30  # what PretrainViews(cache=True) may hold in memory
+AUGMENT_ON = ("auto", "loader", "device")  # where the views are augmented: "auto" is the device on CUDA, the loader otherwise
+
+def resolve_augment_on(augment_on: str) -> str:
+    "'loader' or 'device' for an `augment_on` of AUGMENT_ON ('auto': the device where CUDA is available)."
+    if augment_on not in AUGMENT_ON: raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
+    return ("device" if torch.cuda.is_available() else "loader") if augment_on == "auto" else augment_on
+
+def params_fields(params, prefix: str) -> dict:
+    "The tensor fields of `VideoParams`/`AudioParams` as `{prefix + name: tensor}` (None fields left out): a sample's collatable form."
+    return {prefix + f.name: getattr(params, f.name) for f in fields(params) if getattr(params, f.name) is not None}
+
+def params_from(batch: dict, cls, prefix: str):
+    "`cls` (VideoParams or AudioParams) from a collated batch's `prefix` fields (B, 2, ...), one row per view: (2B, ...)."
+    return cls(**{f.name: batch[prefix + f.name].flatten(0, 1) for f in fields(cls) if prefix + f.name in batch})
 
 class PretrainViews(Dataset):
     "Two audio-visual views per clip from video `items`: dicts of `v1 v2` (3,T,H,W) and `a1 a2` (1,80,frames) tensors."
@@ -401,8 +416,9 @@ class PretrainViews(Dataset):
                  size: int = 112, short_side: int | None = None, audio_seconds: float = 2.0, missing_audio: str = "skip",
                  strict: bool = False, seed: int = 0,
                  video_augment=None, audio_augment=None, log_mel: LogMelConfig | None = None, index: MediaIndex | None = None,
-                 workers: int | None = None, progress: bool = True, cache: bool = False):
+                 workers: int | None = None, progress: bool = True, cache: bool = False, augment_on: str = "loader"):
         check_relaxation(relaxation)
+        self.augment_on = resolve_augment_on(augment_on)
         if missing_audio not in ("skip", "silence"):
             raise ValueError(f"missing_audio must be 'skip' (leave out clips without audio) or 'silence' (use zeros), got {missing_audio!r}")
         if clips_per_video < 1: raise ValueError(f"clips_per_video must be >= 1, got {clips_per_video}")
@@ -413,6 +429,9 @@ class PretrainViews(Dataset):
         self.video_augment = video_augment if video_augment is not None else VideoAugment(size=size)
         self.audio_augment = audio_augment if audio_augment is not None else AudioAugment()
         self.log_mel = LogMel(log_mel or LogMelConfig())
+        if self.augment_on == "device" and not (isinstance(self.video_augment, VideoAugment) and isinstance(self.audio_augment, AudioAugment)):
+            raise ValueError(f"augment_on='device' needs a VideoAugment and an AudioAugment (their parameters are drawn in the worker), "
+                             f"got {type(self.video_augment).__name__} and {type(self.audio_augment).__name__}: use augment_on='loader'")
         self.audio_rate = self.log_mel.cfg.sample_rate
         index = index or index_media([it.path for it in items], workers=workers, progress=progress)
         self.excluded = BadFiles()
@@ -480,12 +499,20 @@ class PretrainViews(Dataset):
             it.path, it.start + start, it.start + end, fps=self.fps, audio_rate=self.audio_rate,
             need_audio=self.missing_audio == "skip", info=info, video_range=video_range, short_side=self.short_side)
         out, clips = {}, [span.video(it.start + s, it.start + e, self.frames) for s, e in (w.v1, w.v2)]
+        if self.augment_on == "device": return self._decoded(span, torch.stack(clips), w, it.start, g)
         if isinstance(self.video_augment, VideoAugment): out["v1"], out["v2"] = self.video_augment(torch.stack(clips), generator=g)
         else: out["v1"], out["v2"] = (self.video_augment(c, generator=g) for c in clips)  # one view at a time, as the audio
         mels = self.log_mel(torch.stack([span.audio(it.start + s, it.start + e) for s, e in (w.a1, w.a2)]))  # one STFT call
         if isinstance(self.audio_augment, AudioAugment): out["a1"], out["a2"] = self.audio_augment(mels, generator=g)
         else: out["a1"], out["a2"] = (self.audio_augment(m, generator=g) for m in mels)  # a callable of one view at a time
         return out
+
+    def _decoded(self, span, clips: torch.Tensor, w, start: float, g: torch.Generator) -> dict:
+        "Decode-only: uint8 frames (2, T, H, W, 3), waveforms (2, samples) and every view's parameters, drawn as the loader path draws them."
+        waves = torch.stack([span.audio(start + s, start + e) for s, e in (w.a1, w.a2)])
+        video = self.video_augment.sample_params(2, clips.shape[2], clips.shape[3], g)
+        audio = self.audio_augment.sample_params(2, self.log_mel.cfg.n_mels, self.log_mel.cfg.num_frames(waves.shape[-1]), g)
+        return {"frames": clips, "waves": waves, **params_fields(video, "video_"), **params_fields(audio, "audio_")}
 
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self): raise IndexError(i)
@@ -501,12 +528,32 @@ class PretrainViews(Dataset):
         raise RuntimeError(f"{len(skipped)} files in a row failed to decode, e.g. {skipped[:3]}: is the collection readable?")
 
 # %% ../nbs/05_data.ipynb #be7170fc
+def _pad_to(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    "Frames (..., H, W, 3) extended to `height x width` by repeating the last row and column (what a crop sampling past the edge reads)."
+    rows = torch.arange(height).clamp(max=frames.shape[-3] - 1)
+    return frames.index_select(-3, rows).index_select(-2, torch.arange(width).clamp(max=frames.shape[-2] - 1))
+
 def collate_views(samples: list) -> dict:
-    "Stack the tensors of a list of samples; join their `skipped` lists."
+    "Stack the tensors of a list of samples (decoded frames of different sizes padded to the largest); join their `skipped` lists."
+    if "frames" in samples[0]:
+        H, W = (max(s["frames"].shape[i] for s in samples) for i in (-3, -2))
+        samples = [{**s, "frames": _pad_to(s["frames"], H, W)} for s in samples]
     out = {k: torch.stack([s[k] for s in samples]) for k, v in samples[0].items() if isinstance(v, torch.Tensor)}
     out["index"] = torch.tensor([s["index"] for s in samples])
     out["skipped"] = [r for s in samples for r in s.get("skipped", [])]
     return out
+
+def prepare_views(batch: dict, views, device, batched: bool | None = None) -> dict:
+    "The four views of a collated `batch` on `device`: moved (loader-augmented), or augmented there (decode-only; `batched` default: on CUDA)."
+    if "frames" not in batch: return {k: batch[k].to(device, non_blocking=True) for k in ("v1", "v2", "a1", "a2")}
+    while not hasattr(views, "video_augment") and hasattr(views, "dataset"): views = views.dataset   # a wrapper (Subset, ...)
+    frames, waves = (batch[k].to(device, non_blocking=True) for k in ("frames", "waves"))   # (B, 2, T, H, W, 3) uint8, (B, 2, samples)
+    B, batched = frames.shape[0], frames.device.type != "cpu" if batched is None else batched   # on a CPU the per-clip kernels are faster
+    video = views.video_augment.apply(frames.flatten(0, 1), params_from(batch, VideoParams, "video_"), batched=batched)
+    audio = views.audio_augment.apply(views.log_mel(waves.flatten(0, 1)), params_from(batch, AudioParams, "audio_"), batched=batched)
+    video, audio = video.view(B, 2, *video.shape[1:]), audio.view(B, 2, *audio.shape[1:])
+    return {"v1": video[:, 0].contiguous(), "v2": video[:, 1].contiguous(), "a1": audio[:, 0].contiguous(), "a2": audio[:, 1].contiguous()}  # strided views slow a CPU's batch norm 10x
+
 
 # %% ../nbs/05_data.ipynb #d50c2597
 def clip_starts(duration: float, window: float, clips: int) -> list:

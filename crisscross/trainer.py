@@ -27,6 +27,8 @@ from .samplers import check_relaxation
 from .transforms import VideoAugment
 from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
 from .synthetic import ensure_embedded, open_embedded
+from .data import collate_views, prepare_views  # the device-side augmentation of decode-only batches
+
 
 # %% auto #0
 __all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED',
@@ -101,6 +103,7 @@ class TrainConfig:
     sync_bn: bool = _f(True, "SyncBatchNorm across processes (CUDA only)")
     channels_last: bool = _f(False, "channels_last_3d memory format for the video backbone (CUDA only)")
     num_workers: int = _f(8, "DataLoader worker processes per rank")
+    augment_on: str = _f("auto", "augment the views in the loader workers ('loader'), or decode only there and augment each batch on the training device ('device'); 'auto': the device on CUDA")
     cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default, one per core)")
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms (bitwise-repeatable runs)")
     seed: int = _f(0, "seed of the model, the data order and every RNG")
@@ -136,7 +139,7 @@ PRESETS = {
 }
 
 def pretrain_augments(cfg: TrainConfig) -> dict:
-    "The `video_augment` and `audio_augment` of PretrainViews that `cfg` asks for."
+    "The `video_augment` and `audio_augment` of PretrainViews that `cfg` asks for, and where they run (`augment_on`)."
     if cfg.audio_resize_crop not in ("time", "freq_time"):
         raise ValueError(f"audio_resize_crop={cfg.audio_resize_crop!r} is unknown: choose 'time' or 'freq_time'")
     if cfg.crop_from not in ("resized", "decoded"): raise ValueError(f"crop_from={cfg.crop_from!r} is unknown: choose 'resized' or 'decoded'")
@@ -144,7 +147,8 @@ def pretrain_augments(cfg: TrainConfig) -> dict:
         raise ValueError("crop_from='decoded' with cache_decoded=True: the cache holds frames scaled while decoding; turn one of them off")
     video = VideoAugment(size=cfg.size, scale=cfg.crop_scale, saturation=cfg.saturation_jitter, hue=cfg.hue_jitter, gray_p=cfg.gray_p,
                          jitter_p=cfg.jitter_p, jitter_order=cfg.jitter_order, max_cutout=round(20 * cfg.size / 112))  # 20 px at 112, scaled
-    return dict(video_augment=video, audio_augment=AudioAugment(freq_scale=(0.6, 1.5) if cfg.audio_resize_crop == "freq_time" else None))
+    return dict(video_augment=video, audio_augment=AudioAugment(freq_scale=(0.6, 1.5) if cfg.audio_resize_crop == "freq_time" else None),
+                augment_on=cfg.augment_on)
 
 def check_field_names(config_cls, keys):
     "Refuse names that are not fields of the dataclass `config_cls`, listing the valid ones (and the closest match)."
@@ -712,6 +716,7 @@ def _check_resumable(saved: dict, cfg: TrainConfig, path: Path):
 
 def stack_views(samples: list) -> dict:
     "Collate: stack the four view tensors of the samples, and join their records of skipped files (other keys are ignored)."
+    if "frames" in samples[0]: return collate_views(samples)   # decode-only samples: frames, waveforms and drawn parameters
     return {**{k: torch.stack([s[k] for s in samples]) for k in VIEWS}, "skipped": [r for s in samples for r in s.get("skipped", [])]}
 
 def _check_dataset(dataset, cfg: TrainConfig):
@@ -724,6 +729,7 @@ def _check_dataset(dataset, cfg: TrainConfig):
         raise ValueError(f"the data set has {n} clips{where}, fewer than one global batch (batch_size={cfg.batch_size}): "
                          f"lower batch_size to at most {n} or add data")
     item = dataset[0]
+    if isinstance(item, dict) and "frames" in item: item = {k: v[0] for k, v in prepare_views(collate_views([item]), dataset, "cpu").items()}  # decode-only
     missing = [k for k in VIEWS if not (isinstance(item, dict) and torch.is_tensor(item.get(k)))]
     if missing: raise ValueError(f"data set items must be dicts with tensors {VIEWS}; item 0 lacks {missing}")
     for k in VIEWS:
@@ -919,7 +925,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
             for m in range(cfg.accum_steps):
                 batch = next(batches)
                 bad_files.update(batch["skipped"])
-                views = {k: batch[k].to(env.device, non_blocking=True) for k in VIEWS}
+                views = prepare_views(batch, dataset, env.device)   # moved, or augmented on the device (augment_on='device')
                 if cuda and cfg.channels_last:
                     views.update({k: views[k].contiguous(memory_format=torch.channels_last_3d) for k in ("v1", "v2")})
                 sync = net.no_sync() if env.distributed and m < cfg.accum_steps - 1 else contextlib.nullcontext()

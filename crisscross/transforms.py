@@ -18,9 +18,10 @@ from torchaudio.functional import melscale_fbanks
 # %% auto #0
 __all__ = ['AudioEval', 'IMAGENET_MEAN', 'IMAGENET_STD', 'JITTER_ORDERS', 'BLUR_CHUNK', 'LogMelConfig', 'LogMel', 'VideoParams',
            'sample_crop_boxes', 'resize_box', 'crop_resize_flip', 'adjust_hue', 'hue_matrix', 'color_matrix',
-           'jitter_in_order', 'color_jitter', 'gaussian_kernels', 'gaussian_blur_', 'gaussian_blur', 'normalize_video',
-           'VideoAugment', 'denormalize_video', 'AudioParams', 'stretch_time', 'resize_crop_canvas', 'AudioAugment',
-           'VideoEval']
+           'jitter_in_order', 'color_jitter', 'gaussian_kernels', 'gaussian_blur_', 'gaussian_blur',
+           'crop_resize_flip_batch', 'gaussian_blur_batch_', 'cutout_batch_', 'normalize_video', 'VideoAugment',
+           'denormalize_video', 'AudioParams', 'stretch_time', 'stretch_time_batch', 'resize_crop_canvas',
+           'AudioAugment', 'VideoEval']
 
 # %% ../nbs/04_transforms.ipynb #5e857a5e
 @dataclass(frozen=True)
@@ -280,6 +281,43 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int | None = Non
     "Blur images `x` (n, ..., H, W) with a separable Gaussian of per-item `sigma` (n,) out to ceil(3 sigma), reflecting at the borders."
     return gaussian_blur_(x.clone(memory_format=torch.contiguous_format), sigma, radius)
 
+# %% ../nbs/04_transforms.ipynb #8d0ff0e8
+def crop_resize_flip_batch(x: torch.Tensor, box: torch.Tensor, size: int, flip: torch.Tensor | None = None) -> torch.Tensor:
+    "Crop each image of `x` (N, C, H, W) to its `box` (N, 4), resize to `size`, flip where `flip`: one `roi_align` call for the batch."
+    from torchvision.ops import roi_align
+    top, left, h, w = box.to(device=x.device, dtype=torch.float32).unbind(1)
+    rois = torch.stack([torch.arange(len(box), device=x.device, dtype=torch.float32), left, top, left + w, top + h], 1)
+    # sampling_ratio=0: ceil(box / size) bilinear samples per output pixel and axis, averaged: an antialiased resize
+    out = roi_align(x if x.is_floating_point() else x.float(), rois, (size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True)
+    return out if flip is None else torch.where(flip.to(x.device).view(-1, 1, 1, 1), out.flip(-1), out)
+
+def gaussian_blur_batch_(x: torch.Tensor, sigma: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
+    "`gaussian_blur_` of the items `which` (bool (n,), default all) of `x` (n, ..., H, W) in place: two grouped convolutions for the batch."
+    n, (H, W) = x.shape[0], x.shape[-2:]
+    idx = torch.arange(n, device=x.device) if which is None else which.to(x.device).nonzero()[:, 0]
+    if len(idx) == 0: return x
+    k = gaussian_kernels(sigma.to(x.device)[idx].double()).to(x.dtype)   # (m, 2R+1): zero taps past each item's own reach
+    m, R = len(idx), (k.shape[1] - 1) // 2
+    planes = F.pad(x[idx].reshape(m, -1, H, W).transpose(0, 1), (R, R, R, R), mode="reflect")   # (planes, m, H+2R, W+2R)
+    planes = F.conv2d(F.conv2d(planes, k.view(m, 1, 1, -1), groups=m), k.view(m, 1, -1, 1), groups=m)   # width, then height
+    x[idx] = planes.transpose(0, 1).reshape(x[idx].shape)
+    return x
+
+def _bands_mask(bands: torch.Tensor, extent: int) -> torch.Tensor:
+    "Bool (n, extent): which positions fall in any of the bands (n, k, 2: start, width)."
+    start, width = bands.view(bands.shape[0], -1, 2).unbind(-1)
+    r = torch.arange(extent, device=bands.device)
+    return ((r >= start[..., None]) & (r < (start + width)[..., None])).any(1)
+
+def cutout_batch_(x: torch.Tensor, cutout: torch.Tensor) -> torch.Tensor:
+    "Zero the square `cutout` (n, 3: top, left, side) of each item of `x` (n, ..., H, W) in place: one masked fill."
+    H, W = x.shape[-2:]
+    c = cutout.to(x.device)
+    rows, cols = _bands_mask(c[:, [0, 2]], H), _bands_mask(c[:, [1, 2]], W)
+    mask = (rows[:, :, None] & cols[:, None, :]).view(len(x), *[1] * (x.ndim - 3), H, W)
+    return x.masked_fill_(mask, 0.0)
+
+
 # %% ../nbs/04_transforms.ipynb #34f5feb4
 def _video_batch(video: torch.Tensor) -> tuple:
     "A clip (T,H,W,3) or batch (B,T,H,W,3) as a batch, and whether it was a single clip."
@@ -335,15 +373,19 @@ class VideoAugment:
                            factor(u[3], self.contrast), factor(u[4], self.saturation), between(u[5], -self.hue, self.hue),
                            chance(u[6], self.gray_p), chance(u[7], self.blur_p), between(u[8], *self.sigma), torch.from_numpy(cutout), order)
 
-    def apply(self, video: torch.Tensor, params: VideoParams) -> torch.Tensor:
-        "Augment clip(s) `video` with given `params` (one row per clip)."
+    def apply(self, video: torch.Tensor, params: VideoParams, batched: bool = False) -> torch.Tensor:
+        "Augment clip(s) `video` with given `params` (one row per clip); `batched`: one call per operation (the training device path)."
         x, single = _video_batch(video)
         B, T, s, p = x.shape[0], x.shape[1], self.size, params
         if len(p) != B: raise ValueError(f"params hold {len(p)} clips but the batch has {B}")
-        out = torch.empty(B, 3, T, s, s, device=x.device)
         frames = x.permute(0, 1, 4, 2, 3)                        # (B, T, 3, H, W): a channels-last view, no copy
-        for b, (box, flip) in enumerate(zip(p.box.tolist(), p.flip.tolist())):
-            out[b] = resize_box(frames[b], box, s, flip).transpose(0, 1)   # to float in this copy, at the output size
+        if batched:
+            out = crop_resize_flip_batch(frames.flatten(0, 1), p.box.repeat_interleave(T, 0), s, p.flip.repeat_interleave(T, 0))
+            out = out.view(B, T, 3, s, s).transpose(1, 2).contiguous()
+        else:
+            out = torch.empty(B, 3, T, s, s, device=x.device)
+            for b, (box, flip) in enumerate(zip(p.box.tolist(), p.flip.tolist())):
+                out[b] = resize_box(frames[b], box, s, flip).transpose(0, 1)   # to float in this copy, at the output size
         planes, scale = out.view(B, 3, -1), 255.0 if x.dtype == torch.uint8 else 1.0
         jitter = p.jitter.cpu().numpy()
         keep = lambda v, neutral: np.where(jitter, v.cpu().numpy(), neutral)  # the jitter factors of clips that drew it
@@ -367,9 +409,11 @@ class VideoAugment:
         mean, std = np.array(self.mean), np.array(self.std)
         A, o = A / (scale * std.reshape(1, 3, 1)), (o - mean) / std   # normalisation folded in
         y = _affine_clamp(planes, A, o, -mean / std, (1 - mean) / std).view(B, 3, T, s, s)
-        for b in p.blur.nonzero()[:, 0].tolist(): gaussian_blur_(y[b:b + 1], p.sigma[b:b + 1])   # in place, clip by clip
-        for b, (top, left, side) in enumerate(p.cutout.tolist()):
-            y[b, :, :, top:top + side, left:left + side] = 0.0
+        if batched: cutout_batch_(gaussian_blur_batch_(y, p.sigma, p.blur), p.cutout)
+        else:
+            for b in p.blur.nonzero()[:, 0].tolist(): gaussian_blur_(y[b:b + 1], p.sigma[b:b + 1])   # in place, clip by clip
+            for b, (top, left, side) in enumerate(p.cutout.tolist()):
+                y[b, :, :, top:top + side, left:left + side] = 0.0
         return y[0] if single else y
 
     def __call__(self, video: torch.Tensor, generator: torch.Generator | None = None, return_params: bool = False):
@@ -403,6 +447,19 @@ def stretch_time(x: torch.Tensor, length: torch.Tensor, offset: torch.Tensor, fi
         lo, hi = max(0, -o), min(frames, L - o)                 # output frames j that read stretched frame j + o
         if hi > lo: out[b, ..., lo:hi] = F.interpolate(x[b], size=L, mode="linear", align_corners=False)[..., lo + o:hi + o]
     return out
+
+def stretch_time_batch(x: torch.Tensor, length: torch.Tensor, offset: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    "`stretch_time` in one gather for the batch: output frame j reads stretched frame j + offset, linearly interpolated from `x`."
+    B, frames = x.shape[0], x.shape[-1]
+    L, o = length.to(x.device).view(B, 1), offset.to(x.device).view(B, 1)
+    k = torch.arange(frames, device=x.device).view(1, -1) + o             # (B, F) stretched frame each output frame reads
+    scale = (frames / L.to(torch.float32))                                  # as F.interpolate(mode="linear", align_corners=False)
+    pos = (scale * (k.to(torch.float32) + 0.5) - 0.5).clamp_min(0)
+    i0 = pos.floor().long().clamp(max=frames - 1); i1 = (i0 + 1).clamp(max=frames - 1)
+    w1 = (pos - i0).to(x.dtype).view(B, 1, 1, frames)
+    gather = lambda i: x.gather(-1, i.view(B, 1, 1, frames).expand(x.shape))
+    out = (1 - w1) * gather(i0) + w1 * gather(i1)
+    return torch.where(((k >= 0) & (k < L)).view(B, 1, 1, frames), out, fill.to(x).view(B, 1, 1, 1))
 
 def resize_crop_canvas(x: torch.Tensor, box: torch.Tensor, fill: torch.Tensor, widen: float = 1.5) -> torch.Tensor:
     "Crop spectrograms `x` (B, C, M, F), centred on a canvas of M x `widen` F (`fill` outside), to `box` (B, 4), resize back (bicubic)."
@@ -454,8 +511,8 @@ class AudioAugment:
         h, w = scaled(v[0], self.freq_scale, n_mels, n_mels), scaled(v[1], self.time_scale, frames, width)
         return torch.from_numpy(np.stack([_ints(v[2], n_mels - h + 1), _ints(v[3], width - w + 1), h, w], 1))
 
-    def apply(self, spec: torch.Tensor, params: AudioParams) -> torch.Tensor:
-        "Augment spectrogram(s) `spec` with given `params` (one row per spectrogram)."
+    def apply(self, spec: torch.Tensor, params: AudioParams, batched: bool = False) -> torch.Tensor:
+        "Augment spectrogram(s) `spec` with given `params` (one row per spectrogram); `batched`: one call per operation."
         if not isinstance(spec, torch.Tensor) or spec.ndim not in (3, 4) or not spec.is_floating_point():
             raise ValueError(f"expected a float log-mel (1, n_mels, frames) or a batch (B, 1, n_mels, frames), got "
                              f"{tuple(spec.shape) if isinstance(spec, torch.Tensor) else type(spec).__name__}")
@@ -466,7 +523,12 @@ class AudioAugment:
         x = x + (2 * params.gain.log() / self.cfg.std).to(x).view(B, 1, 1, 1)
         fill = x.mean(dim=(1, 2, 3))
         if params.box is not None: x = resize_crop_canvas(x, params.box, fill)
+        elif batched: x = stretch_time_batch(x, params.length, params.offset, fill)
         else: x = stretch_time(x, params.length, params.offset, fill)
+        if batched:
+            masked = _bands_mask(params.freq_masks.to(x.device), M)[:, None, :, None] | _bands_mask(params.time_masks.to(x.device), frames)[:, None, None, :]
+            x = torch.where(masked, fill.view(B, 1, 1, 1), x)
+            return x[0] if single else x
         for b, (f, bands, spans) in enumerate(zip(fill.tolist(), params.freq_masks.tolist(), params.time_masks.tolist())):
             for start, width in bands: x[b, :, start:start + width] = f
             for start, width in spans: x[b, ..., start:start + width] = f

@@ -74,27 +74,41 @@ def test_ddp_two_ranks_identical_and_equal_to_single_process(tmp_path):
 
 # (2) ------------------------------------------------------------------------------------------------------------------
 RESUME_SCRIPT = """
-import sys, time, torch
+import json, sys, time, torch
 from torch.utils.data import Dataset
 from crisscross.trainer import config_from_preset, make_dataset, train
 
 class Slow(Dataset):
     "The same items, slowly, so that the kill lands mid-run."
-    def __init__(self, ds): self.ds = ds
-    def __len__(self): return len(self.ds)
-    def set_epoch(self, epoch): self.ds.set_epoch(epoch)
-    def __getitem__(self, i): time.sleep(0.05); return self.ds[i]
+    def __init__(self, dataset): self.dataset = dataset
+    def __len__(self): return len(self.dataset)
+    def set_epoch(self, epoch): self.dataset.set_epoch(epoch)
+    def __getitem__(self, i): time.sleep(0.05); return self.dataset[i]
 
-cfg = config_from_preset("tiny", ckpt_every=3)
+cfg = config_from_preset("tiny", ckpt_every=3, **json.loads(sys.argv[2]))
 train(cfg, Slow(make_dataset(cfg)), out_dir=sys.argv[1])
 """
 
-def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path):
-    "A run SIGKILLed mid-epoch (after its step-3 checkpoint, 4 steps per epoch) and resumed ends bitwise equal to an uninterrupted run."
-    cfg = config_from_preset("tiny", ckpt_every=3)
+@pytest.fixture(scope="module")
+def two_clips(tmp_path_factory):
+    "Two real one-second clips (32x24, with audio): 16 clips each make the tiny preset's 4 steps an epoch."
+    from crisscross.media import write_test_video
+    root = tmp_path_factory.mktemp("two_clips")
+    for name in ("a.mp4", "b.mp4"): write_test_video(root / name, seconds=1.0, size=(32, 24), fps=16, audio_rate=16000)
+    return root
+
+
+@pytest.mark.parametrize("augment_on", ["loader", "device"])
+def test_sigkill_mid_epoch_then_resume_is_bitwise_equal(tmp_path, augment_on, request):
+    """A run SIGKILLed mid-epoch (after its step-3 checkpoint, 4 steps per epoch) and resumed ends bitwise equal to an uninterrupted
+    run: on generated views ('loader'), and on real clips decoded only in the loader and augmented in the step ('device')."""
+    overrides = {} if augment_on == "loader" else dict(dataset="folder", data_root=str(request.getfixturevalue("two_clips")),
+                                                        audio_seconds=0.25, clips_per_video=16, augment_on="device")
+    cfg = config_from_preset("tiny", ckpt_every=3, **overrides)
     out = tmp_path / "killed"
     script = tmp_path / "run.py"; script.write_text(RESUME_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(script), str(out), json.dumps(overrides)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     wait_for(lambda: (out / "checkpoints" / "ckpt-00000003.pt").exists(), proc, what="the step-3 checkpoint")
     proc.send_signal(signal.SIGKILL); proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL

@@ -200,3 +200,59 @@ def test_frequency_and_time_resize_crop_on_the_canvas():
     assert q.box is None and torch.equal(p.gain, q.gain) and torch.equal(p.freq_masks, q.freq_masks)
     out = AudioAugment(freq_scale=(0.6, 1.5))(spec, generator=torch.Generator().manual_seed(3))
     assert out.shape == spec.shape and not torch.equal(out, spec)
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not CUDA, reason="no CUDA device"))]
+
+
+def smooth_clips(B=3, T=4, H=96, W=128, seed=0):
+    "uint8 clips of smooth content with a little noise: what resampling sees in real frames."
+    g = torch.Generator().manual_seed(seed)
+    base = F.interpolate(torch.rand(B * T, 3, H // 8, W // 8, generator=g), size=(H, W), mode="bilinear")
+    noisy = base * 235 + torch.rand(B * T, 3, H, W, generator=g) * 20
+    return noisy.round().to(torch.uint8).view(B, T, 3, H, W).permute(0, 1, 3, 4, 2).contiguous()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("order", ["fixed", "random"])
+def test_batched_video_path_matches_the_loader_path(device, order):
+    """For the same drawn parameters the batched (device) path gives the loader path's views: to float rounding when the
+    crop is the whole frame at the output size (flip, colour, grey, blur, cutout are the same operations), and within a
+    resampling bound (mean 0.01, max 0.5 in normalised units) for random resized crops (a box filter vs a triangle)."""
+    aug = VideoAugment(size=48, jitter_order=order, jitter_p=1.0 if order == "random" else 0.8)
+    clips = smooth_clips()
+    p = aug.sample_params(3, 96, 128, torch.Generator().manual_seed(1))
+    loader = aug.apply(clips, p)
+    batched = aug.apply(clips.to(device), p, batched=True).cpu()
+    assert (batched - loader).abs().mean() < 0.01 and (batched - loader).abs().max() < 0.5
+    same = clips[:, :, :48, :48]
+    p = aug.sample_params(3, 48, 48, torch.Generator().manual_seed(2))
+    p.box[:] = torch.tensor([0, 0, 48, 48]); p.blur[:] = True; p.flip[:] = torch.tensor([True, False, True])
+    torch.testing.assert_close(aug.apply(same.to(device), p, batched=True).cpu(), aug.apply(same, p), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("freq_scale", [None, (0.6, 1.5)])
+def test_batched_audio_path_matches_the_loader_path(device, freq_scale):
+    "The batched audio path (one gather for the stretch, one masked fill) agrees with the loader path: masks exactly, the stretch to 5e-4."
+    aug = AudioAugment(freq_scale=freq_scale, time_scale=(0.3, 3.0), time_mask_width=60)
+    spec = LogMel()(torch.randn(8, 32000, generator=torch.Generator().manual_seed(3)))
+    p = aug.sample_params(8, 80, 201, torch.Generator().manual_seed(4))
+    torch.testing.assert_close(aug.apply(spec.to(device), p, batched=True).cpu(), aug.apply(spec, p), rtol=0, atol=5e-4)
+
+
+def test_benchmark_gpu_cpu_dry_run_prints_its_table():
+    "benchmark_gpu.py's code path (synthetic step, prepared clips through decode-only workers and prepare_views) runs on tiny CPU shapes."
+    import os, subprocess, sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, str(root / "tests" / "benchmarks" / "benchmark_gpu.py"), "--cpu-dry-run"],
+                       capture_output=True, text=True, timeout=240, cwd=root, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    header, figures = r.stdout.strip().splitlines()[-2:]
+    assert "end to end (samples/s)" in header and len(figures.split()) == 4 and float(figures.split()[2]) > 0, r.stdout
+    if not CUDA:   # without a GPU and without --cpu-dry-run: it says so and exits 0
+        r = subprocess.run([sys.executable, str(root / "tests" / "benchmarks" / "benchmark_gpu.py")], capture_output=True, text=True,
+                           timeout=120, cwd=root, env=env)
+        assert r.returncode == 0 and "no CUDA device" in r.stdout, (r.stdout, r.stderr[-2000:])
