@@ -26,12 +26,11 @@ from .data import (LabelledClips, csv_splits, dcase2013, esc50, esc50_group, hmd
                              stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import ensure_embedded, open_embedded
 from .pretrain import add_field_flags
+from .engine import (DistEnv, ShardedSampler, StopSignals, atomic_save, env_world_size, gather, latest_checkpoint,
+                               load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state, rng_state, run_session, save_checkpoint,
+                               seed_everything, set_rng_state, setup_distributed, stop_if_asked, unwrap, worker_init_fn)
 from .trainer import (CPU_BF16_REFUSED, DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig, check_field_names,
-                                config_from_preset, DistEnv, LRSchedule,
-                                NonFiniteLossError, ShardedSampler, _f, _gather, _unwrap, atomic_save, env_world_size,
-                                latest_checkpoint, load_backbones, load_checkpoint, param_digest, remove_stale_tmp,
-                                resolve_precision, rng_state, save_checkpoint, seed_everything, set_rng_state,
-                                setup_distributed, worker_init_fn)
+                                config_from_preset, LRSchedule, NonFiniteLossError, _f, load_backbones, param_digest, resolve_precision)
 from .weights import load_pretrained, source_problem
 from .evaluation import labels_csv_splits
 
@@ -341,7 +340,7 @@ def build_backbone(cfg: FinetuneConfig, modality: str) -> Backbone:
 def predict(model: nn.Module, dataset, batch_size: int = 8, device="cpu", amp_dtype=None, num_workers: int = 0,
             env: DistEnv | None = None, progress: bool = False) -> torch.Tensor:
     "Softmax of every clip, (files, clips, classes), of a LabelledClips `dataset` in eval mode; shared out over DDP ranks."
-    model = _unwrap(model); was_training = model.training; model.eval()
+    model = unwrap(model); was_training = model.training; model.eval()
     device = torch.device(device)
     rank, world = (env.rank, env.world_size) if env is not None else (0, 1)
     out = torch.zeros(len(dataset), dataset.clips, model.head.out_features, dtype=torch.float64, device=device)
@@ -433,18 +432,10 @@ def build_schedule(cfg: FinetuneConfig, steps_per_epoch: int):
 FT_RESUME_MAY_CHANGE = ("max_steps", "num_workers", "cpu_threads", "ckpt_every", "keep_last", "progress", "resume", "data_root",
                         "device", "deterministic", "eval_batch_size", "refit")  # refit: a finished selection can be refit later
 
-def _check_resumable(saved: dict, cfg: FinetuneConfig, path: Path):
-    "Refuse to continue a run whose checkpoint was made with different settings."
-    now = asdict(cfg)
-    diff = {k: (saved.get(k), now[k]) for k in now if k not in FT_RESUME_MAY_CHANGE and saved.get(k) != now[k]}
-    if diff:
-        raise ValueError(f"{path} was written by a run with different settings {{field: (saved, now)}} = {diff}: use the same settings "
-                         "to resume, another out_dir to start afresh, or resume=False after removing the checkpoints")
-
 def _sync_buffers(model: nn.Module, env: DistEnv):
     "Give every rank rank 0's batch-norm statistics (DDP keeps parameters equal, not running statistics)."
     if env.distributed:
-        for b in _unwrap(model).buffers(): dist.broadcast(b, 0)
+        for b in unwrap(model).buffers(): dist.broadcast(b, 0)
 
 def _index(paths: list, env: DistEnv, progress: bool):
     "Probe the files once: rank 0 first (it writes the cache), then the other ranks (they read it)."
@@ -489,8 +480,8 @@ def _phase_summary(phase: dict, files: int, env: DistEnv) -> dict:
 def _write_outputs(metrics: dict, model: nn.Module, test_probs: torch.Tensor, test_ds, cfg: FinetuneConfig, out_dir: Path):
     "finetuned.pt (the headline model), test_predictions.pt, metrics.json and curves.png; then the test line."
     m, test, chosen = metrics, metrics["test"], metrics["test_validation_chosen"]
-    atomic_save(dict(model=_unwrap(model).state_dict(), n_classes=m["n_classes"], modality=m["modality"], class_names=m["class_names"],
-                     backbone_args=backbone_shape(_unwrap(model).backbone), pool=cfg.pool, dropout=cfg.dropout, epoch=m["chosen_epoch"],
+    atomic_save(dict(model=unwrap(model).state_dict(), n_classes=m["n_classes"], modality=m["modality"], class_names=m["class_names"],
+                     backbone_args=backbone_shape(unwrap(model).backbone), pool=cfg.pool, dropout=cfg.dropout, epoch=m["chosen_epoch"],
                      headline=m["headline"], config=asdict(cfg), version=crisscross.__version__), m["finetuned"])
     atomic_save(dict(probs=test_probs.mean(1).float(), clip_predictions=test_probs.argmax(-1), labels=test_ds.labels,
                      paths=[it.path for it in test_ds.items], class_names=m["class_names"]), m["test_predictions"])
@@ -507,13 +498,7 @@ def _write_json(obj, path: Path):
 # %% ../nbs/08_finetune.ipynb #12642d62
 def _resume(ckpt_dir: Path, cfg: FinetuneConfig):
     "The latest checkpoint's state in `ckpt_dir` (None when there is none), checked against `cfg`."
-    resume_from = latest_checkpoint(ckpt_dir)
-    if resume_from is not None and not cfg.resume:
-        raise FileExistsError(f"{ckpt_dir} already holds checkpoints (latest {resume_from.name}) and resume=False: "
-                              "resume (resume=True), or choose another out_dir")
-    state = load_checkpoint(resume_from) if resume_from is not None else None
-    if state is not None: _check_resumable(state["config"], cfg, resume_from)
-    return state, resume_from
+    return resume_state(ckpt_dir, asdict(cfg), cfg.resume, FT_RESUME_MAY_CHANGE)
 
 def _phase_model(cfg: FinetuneConfig, n_classes: int, modality: str, steps_per_epoch: int, env: DistEnv) -> tuple:
     "A fresh classifier on the device, its optimiser, schedule and grad scaler, the precision and the autocast dtype."
@@ -540,7 +525,7 @@ def _restore(state, cfg, phase, model, optimizer, schedule, scaler, steps_per_ep
     return epoch, epoch_step, step, state["stopped"], _rows(state["step_log"]), state["epoch_log"], state["best"], state["best_model"]
 
 def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: int, modality: str, ckpt_dir: Path, stop_epoch: int,
-                 env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
+                 env: DistEnv, cleanup: contextlib.ExitStack, stop: StopSignals) -> dict:
     "Train `phase` ('select': validate each epoch, keep the best; 'refit': no validation) up to `stop_epoch`, resumably in `ckpt_dir`."
     cuda, main = env.device.type == "cuda", env.is_main
     state, resume_from = _resume(ckpt_dir, cfg)
@@ -566,7 +551,7 @@ def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: i
         else: print(f"resuming {phase} from {resume_from} (epoch {epoch + 1}, step {step})", flush=True)
 
     def checkpoint():
-        rngs = _gather(rng_state(), env)
+        rngs = gather(rng_state(), env)
         if not main: return None
         return save_checkpoint(dict(
             model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(),
@@ -576,6 +561,8 @@ def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: i
 
     reached = lambda: bool(cfg.max_steps) and step >= cfg.max_steps
     saved_at = step if state is not None else -1
+    stop_here = lambda: stop_if_asked(stop, env, step, saved_at, checkpoint, ckpt_dir)   # SIGTERM / SIGUSR1: finish the step, save, exit
+    stop_here()
     evaluate = lambda ds: dense_scores(predict(model, ds, cfg.eval_batch_size, env.device, amp_dtype, cfg.num_workers, env), ds.labels)
     while epoch < stop_epoch and not reached() and not stopped:
         sampler.set_epoch(epoch, start_index=epoch_step * per_rank)
@@ -621,24 +608,25 @@ def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: i
                 bar.close()
                 if main: print(_epoch_line(summary, stop_epoch, step, phase), flush=True)
                 if main and stopped: print(f"early stop: no better validation top-1 for {cfg.patience} epochs (best: epoch {best['epoch']})")
+            stop_here()
         bar.close()
         del batches, loader
         if epoch_step == steps_per_epoch: epoch, epoch_step = epoch + 1, 0
     if saved_at != step: checkpoint()   # stopped by max_steps between checkpoints
     _sync_buffers(model, env)
-    digests = _gather(param_digest(model), env)
+    digests = gather(param_digest(model), env)
     return dict(model=model, best=best, best_state=best_state, epoch=epoch, epoch_log=epoch_log, step_log=step_log, step=step,
                 steps_per_epoch=steps_per_epoch, stopped=stopped, complete=epoch >= stop_epoch or stopped, digests=digests,
                 precision=precision, amp_dtype=amp_dtype, checkpoint=str(latest_checkpoint(ckpt_dir)) if main else None)
 
-def _finetune_split(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
+def _finetune_split(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: contextlib.ExitStack, stop: StopSignals) -> dict:
     t_start, main, k = time.perf_counter(), env.is_main, cfg.clips_per_video
     modality, splits = resolve_modality(cfg), make_splits(cfg)
     index = _index([it.path for it in splits.train + splits.val], env, cfg.progress)   # the test files: not even probed until the test
     train_ds, val_ds = training_clips(splits.train, modality, cfg, index), eval_clips(splits.val, modality, cfg, cfg.val_clips, index)
     if main: out_dir.mkdir(parents=True, exist_ok=True); (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
     reads = [dict(phase="select", files=_paths(train_ds, val_ds))]
-    select = _train_phase(cfg, "select", train_ds, val_ds, splits.n_classes, modality, out_dir / "checkpoints", cfg.epochs, env, cleanup)
+    select = _train_phase(cfg, "select", train_ds, val_ds, splits.n_classes, modality, out_dir / "checkpoints", cfg.epochs, env, cleanup, stop)
     chosen = select["best"]["epoch"]
     if select["best_state"] is not None: select["model"].load_state_dict(select["best_state"])
     elif main: print("no epoch was completed: testing the last weights (choosing an epoch needs at least one validation pass)")
@@ -646,7 +634,7 @@ def _finetune_split(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: c
     if cfg.refit and chosen and select["complete"]:   # the epoch is chosen: train again on every training file, as long
         refit_ds = training_clips(splits.train + splits.val, modality, cfg, index)
         reads.append(dict(phase="refit", files=_paths(refit_ds)))
-        refit = _train_phase(cfg, "refit", refit_ds, None, splits.n_classes, modality, out_dir / "refit" / "checkpoints", chosen, env, cleanup)
+        refit = _train_phase(cfg, "refit", refit_ds, None, splits.n_classes, modality, out_dir / "refit" / "checkpoints", chosen, env, cleanup, stop)
     refitted = refit is not None and refit["complete"]
 
     # the test split, read once training is over: the refit model (the headline) and the validation-chosen one beside it
@@ -668,7 +656,7 @@ def _finetune_split(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: c
                    refit=None if refit is None else _phase_summary(refit, len(refit_ds) // k, env), reads=reads,
                    steps=select["step"], steps_per_epoch=select["steps_per_epoch"], stopped_early=select["stopped"],
                    stopped_at_max_steps=select["epoch"] < cfg.epochs and not select["stopped"], world_size=env.world_size, precision=select["precision"],
-                   backbone=dict(source=cfg.checkpoint, **backbone_shape(_unwrap(headline).backbone), pool=cfg.pool),
+                   backbone=dict(source=cfg.checkpoint, **backbone_shape(unwrap(headline).backbone), pool=cfg.pool),
                    param_sha256=select["digests"][env.rank], replica_param_sha256=select["digests"], replicas_identical=len(set(select["digests"])) == 1,
                    chosen_param_sha256=param_digest(select["model"]), finetuned_param_sha256=param_digest(headline),
                    checkpoint=select["checkpoint"], finetuned=str(finetuned), test_predictions=str(predictions), curves=str(out_dir / "curves.png"),
@@ -718,28 +706,22 @@ def finetune(cfg: FinetuneConfig, out_dir="runs/finetune") -> dict:
     cfg = check_finetune_config(cfg, env_world_size())
     env = setup_distributed(cfg.device)
     out_dir = Path(out_dir)
-    deterministic_before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    threads_before = torch.get_num_threads()
-    try:
-        if cfg.cpu_threads: torch.set_num_threads(cfg.cpu_threads)
-        if cfg.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
-        with contextlib.ExitStack() as cleanup:
-            if cfg.split: return _finetune_split(cfg, out_dir, env, cleanup)
-            t0, n = time.perf_counter(), FINETUNE_DATASETS[cfg.dataset].splits
-            runs = [_finetune_split(dataclasses.replace(cfg, split=k), out_dir / f"split-{k}", env, cleanup) for k in range(1, n + 1)]
-            summary = dict(summarise_splits(runs, cfg), runs=runs, seconds=time.perf_counter() - t0, config=asdict(cfg),
-                           world_size=env.world_size, version=crisscross.__version__, curves=str(out_dir / "curves.png"))
-            if env.is_main:
-                _write_json(summary, out_dir / "metrics.json"); plot_curves(summary, out_dir / "curves.png")
-                s = summary["test_top1"]
-                print(f"{cfg.dataset}, {n} splits: test top-1 {s['mean']:.4f} +- {s['std']:.4f} (min {s['min']:.4f}, max {s['max']:.4f})")
-            return summary
-    finally:
-        if cfg.deterministic: torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
-        if cfg.cpu_threads: torch.set_num_threads(threads_before)
-        if env.owns_group: dist.destroy_process_group()
+    return run_session(cfg, env, lambda cleanup: _finetune_run(cfg, out_dir, env, cleanup))
+
+def _finetune_run(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
+    "The body of `finetune`: one split, or each split in turn and their summary; stops at a step on SIGTERM / SIGUSR1."
+    if env.is_main: cleanup.enter_context(lock_out_dir(out_dir))  # one run per out_dir, until this process ends
+    stop = cleanup.enter_context(StopSignals())
+    if cfg.split: return _finetune_split(cfg, out_dir, env, cleanup, stop)
+    t0, n = time.perf_counter(), FINETUNE_DATASETS[cfg.dataset].splits
+    runs = [_finetune_split(dataclasses.replace(cfg, split=k), out_dir / f"split-{k}", env, cleanup, stop) for k in range(1, n + 1)]
+    summary = dict(summarise_splits(runs, cfg), runs=runs, seconds=time.perf_counter() - t0, config=asdict(cfg),
+                   world_size=env.world_size, version=crisscross.__version__, curves=str(out_dir / "curves.png"))
+    if env.is_main:
+        _write_json(summary, out_dir / "metrics.json"); plot_curves(summary, out_dir / "curves.png")
+        s = summary["test_top1"]
+        print(f"{cfg.dataset}, {n} splits: test top-1 {s['mean']:.4f} +- {s['std']:.4f} (min {s['min']:.4f}, max {s['max']:.4f})")
+    return summary
 
 def load_finetuned(path, map_location="cpu") -> Classifier:
     "Rebuild the fine-tuned Classifier (chosen epoch, eval mode) from `finetuned.pt`."

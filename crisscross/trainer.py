@@ -27,18 +27,19 @@ from .samplers import check_relaxation
 from .transforms import VideoAugment
 from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
 from .synthetic import ensure_embedded, open_embedded
+from .engine import (CKPT_RE, LOCK_NAME, PREEMPT_SIGNALS, DistEnv, OutDirBusyError, Preempted, ShardedSampler, StopSignals,
+                               _use_cuda, atomic_save, check_out_dir, env_world_size, gather, latest_checkpoint, list_checkpoints,
+                               load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state, rng_state, run_session, save_checkpoint,
+                               seed_everything, set_rng_state, setup_distributed, stop_if_asked, unwrap, worker_init_fn)
 
 # %% auto #0
 __all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED',
-           'DEVICES', 'CKPT_RE', 'PREEMPT_SIGNALS', 'LOCK_NAME', 'RESUME_MAY_CHANGE', 'EXCLUDED_NAME', 'TrainConfig',
-           'pretrain_augments', 'check_field_names', 'config_from_preset', 'config_from_dict', 'mel_frames',
-           'RandomViews', 'DatasetEntry', 'make_dataset', 'env_world_size', 'resolve_precision', 'check_config',
-           'ShardedSampler', 'worker_init_fn', 'seed_everything', 'rng_state', 'set_rng_state', 'LARC', 'backbone_args',
-           'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine', 'LRSchedule', 'atomic_save',
-           'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'remove_stale_tmp', 'DistEnv',
-           'setup_distributed', 'Preempted', 'StopSignals', 'OutDirBusyError', 'check_out_dir', 'lock_out_dir',
-           'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest',
-           'pack_step_log', 'unpack_step_log', 'train', 'PoisonedViews']
+           'DEVICES', 'RESUME_MAY_CHANGE', 'EXCLUDED_NAME', 'TrainConfig', 'pretrain_augments', 'check_field_names',
+           'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset',
+           'resolve_precision', 'check_config', 'LARC', 'backbone_args', 'build_model', 'param_groups',
+           'build_optimizer', 'warmup_cosine', 'LRSchedule', 'z_spread', 'export_backbones', 'load_backbones',
+           'NonFiniteLossError', 'stack_views', 'param_digest', 'pack_step_log', 'unpack_step_log', 'train',
+           'PoisonedViews']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 def _f(default, help: str):
@@ -257,13 +258,6 @@ CPU_BF16_REFUSED = ("precision='bf16' on the CPU is refused: PyTorch 2.11's CPU 
                     "memory (NaN gradients whenever freed memory held NaN); use 'fp32' (the CPU default) or run on CUDA")
 DEVICES = ("auto", "cpu", "cuda")
 
-def env_world_size() -> int:
-    "Number of processes of this run: the process group's size, else torchrun's WORLD_SIZE, else 1."
-    if dist.is_available() and dist.is_initialized(): return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-def _use_cuda(device: str) -> bool: return device == "cuda" or (device == "auto" and torch.cuda.is_available())
-
 def resolve_precision(cfg: TrainConfig) -> str:
     "The precision a run uses: `auto` is bf16 on CUDA and fp32 on CPU."
     if cfg.precision != "auto": return cfg.precision
@@ -350,65 +344,6 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     errs += _data_problems(cfg)
     if errs: raise ValueError("invalid TrainConfig:\n  " + "\n  ".join(errs))
     return dataclasses.replace(cfg, terms=terms)
-
-# %% ../nbs/06_trainer.ipynb #35609e22
-class ShardedSampler(Sampler):
-    "This rank's share of each global batch of a seeded per-epoch permutation; `start_index` resumes mid-epoch."
-    def __init__(self, n: int, batch_size: int, world_size: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
-        if batch_size % world_size: raise ValueError(f"batch_size={batch_size} is not divisible by world_size={world_size}")
-        if not 0 <= rank < world_size: raise ValueError(f"rank={rank} must lie in [0, {world_size})")
-        self.n, self.batch_size, self.world_size, self.rank, self.seed, self.shuffle = n, batch_size, world_size, rank, seed, shuffle
-        self.epoch, self.start_index = 0, 0
-
-    @property
-    def steps_per_epoch(self) -> int: return self.n // self.batch_size
-    @property
-    def per_rank(self) -> int: return self.batch_size // self.world_size
-
-    def set_epoch(self, epoch: int, start_index: int = 0):
-        "Choose the epoch's permutation and skip the first `start_index` of this rank's indices."
-        self.epoch, self.start_index = epoch, start_index
-
-    def epoch_indices(self) -> list:
-        "All of this rank's indices of the current epoch, in order."
-        g = torch.Generator().manual_seed(mix_seed(self.seed, "epoch", self.epoch))
-        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
-        steps = self.steps_per_epoch
-        return order[:steps * self.batch_size].view(steps, self.world_size, self.per_rank)[:, self.rank].reshape(-1).tolist()
-
-    def __iter__(self): return iter(self.epoch_indices()[self.start_index:])
-    def __len__(self): return self.steps_per_epoch * self.per_rank - self.start_index
-    def state_dict(self) -> dict: return dict(seed=self.seed, epoch=self.epoch, start_index=self.start_index)
-    def load_state_dict(self, d: dict): self.seed, self.epoch, self.start_index = d["seed"], d["epoch"], d["start_index"]
-
-# %% ../nbs/06_trainer.ipynb #112ee801
-def worker_init_fn(worker_id: int):
-    "Seed python `random` and numpy in a DataLoader worker from its torch seed; ignore stop signals (the trainer handles them)."
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed); np.random.seed(seed)
-    for name in ("SIGTERM", "SIGUSR1"): signal.signal(getattr(signal, name), signal.SIG_IGN)
-
-def seed_everything(seed: int):
-    "Seed python `random`, numpy and torch (CPU and CUDA)."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-
-def rng_state() -> dict:
-    "Every global RNG state as tensors, numbers and lists, so a checkpoint holding it loads with `weights_only=True`."
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return dict(python=[version, torch.tensor(internal, dtype=torch.int64), gauss],
-                numpy=[name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-                torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
-
-def set_rng_state(state: dict):
-    "Restore the RNG states `rng_state` captured."
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal.tolist()), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 # %% ../nbs/06_trainer.ipynb #b6474cc5
 class LARC:
@@ -505,181 +440,15 @@ class LRSchedule:
     def state_dict(self) -> dict: return dict(last_step=self.last_step, total_steps=self.total_steps, warmup_steps=self.warmup_steps)
     def load_state_dict(self, state: dict): self.last_step = state["last_step"]
 
-# %% ../nbs/06_trainer.ipynb #d8c1f601
-CKPT_RE = re.compile(r"^ckpt-(\d{8})\.pt$")
-
-def _fsync_dir(folder: Path):
-    if os.name != "posix": return
-    fd = os.open(folder, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def atomic_save(obj, path) -> Path:
-    "torch.save `obj` to `path` atomically: temporary file in the same folder, flush + fsync, os.replace, fsync the folder."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
-    _fsync_dir(path.parent)
-    return path
-
-def list_checkpoints(folder) -> list:
-    "Complete checkpoints in `folder`, oldest first (unfinished temporary files never match)."
-    folder = Path(folder)
-    if not folder.is_dir(): return []
-    return sorted((p for p in folder.iterdir() if CKPT_RE.match(p.name)), key=lambda p: int(CKPT_RE.match(p.name)[1]))
-
-def latest_checkpoint(folder) -> Path | None:
-    "The newest complete checkpoint in `folder`, or None."
-    found = list_checkpoints(folder)
-    return found[-1] if found else None
-
-def save_checkpoint(state: dict, folder, step: int, keep_last: int = 3) -> Path:
-    "Write `state` as `ckpt-<step>.pt` in `folder` atomically, then delete all but the newest `keep_last`."
-    path = atomic_save(state, Path(folder) / f"ckpt-{step:08d}.pt")
-    for old in list_checkpoints(folder)[:-keep_last]: old.unlink(missing_ok=True)
-    return path
-
-_BLOCKED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    "Load a checkpoint (or `backbones.pt`) with `weights_only=True`: tensors, numbers, strings and containers only."
-    try: return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = _BLOCKED_GLOBAL.search(str(e))
-        if found:
-            raise RuntimeError(f"{path} holds code objects ({found[1]}), not only tensors and numbers: it will not be loaded, because "
-                               "loading it could run that code. Use a checkpoint that crisscross wrote; if you made this file, save "
-                               "plain data only (tensors, numbers, strings, lists, dicts)") from None
-        raise RuntimeError(f"cannot load checkpoint {path}: it is not a PyTorch checkpoint, or it is damaged: "
-                           "delete it or choose another file") from None
-    except Exception as e:
-        raise RuntimeError(f"cannot load checkpoint {path}: {e}. If it is a truncated file, delete it: complete "
-                           "checkpoints are written atomically and never truncated") from e
-
-def remove_stale_tmp(folder):
-    "Delete temporary files a killed writer left in `folder`."
-    for p in Path(folder).glob(".ckpt-*.tmp-*"): p.unlink(missing_ok=True)
-
-# %% ../nbs/06_trainer.ipynb #421167a1
-class DistEnv(NamedTuple):
-    "Where this process stands: rank, world size, local rank, device, and whether it created the process group."
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-    owns_group: bool
-
-    @property
-    def distributed(self) -> bool: return self.world_size > 1
-    @property
-    def is_main(self) -> bool: return self.rank == 0
-
-def setup_distributed(device: str = "auto") -> DistEnv:
-    "Join the process group torchrun describes in the environment (nccl on CUDA, gloo on CPU), or stay a single process."
-    cuda = _use_cuda(device)
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda: torch.cuda.set_device(local)
-    if dist.is_available() and dist.is_initialized():
-        return DistEnv(dist.get_rank(), dist.get_world_size(), local, torch.device("cuda", local) if cuda else torch.device("cpu"), False)
-    if env_world_size() > 1:
-        missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
-        if missing: raise RuntimeError(f"WORLD_SIZE={env_world_size()} is set but {missing} are not: launch with torchrun")
-        dist.init_process_group("nccl" if cuda else "gloo")
-        return DistEnv(dist.get_rank(), dist.get_world_size(), local, torch.device("cuda", local) if cuda else torch.device("cpu"), True)
-    return DistEnv(0, 1, 0, torch.device("cuda", local) if cuda else torch.device("cpu"), False)
-
-# %% ../nbs/06_trainer.ipynb #76baccfa
-PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1")
-
-class Preempted(SystemExit):
-    "Raised after a stop signal, once every rank finished its step and the checkpoint is written; exit status 128 + signal number."
-    def __init__(self, signum: int, step: int, checkpoint=None):
-        super().__init__(128 + signum)
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
-
-    def __str__(self):
-        return (f"stopped by {signal.Signals(self.signum).name} after step {self.step} (checkpoint {self.checkpoint}), exit status "
-                f"{self.code}: run again with the same out_dir to resume")
-
-class StopSignals:
-    "While entered, SIGTERM and SIGUSR1 only note the signal; `agreed(env)` tells every rank, after a step, whether to stop."
-    def __init__(self, names=PREEMPT_SIGNALS): self.names, self.signum, self._previous = names, 0, {}
-
-    def _note(self, signum, frame): self.signum = self.signum or signum
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # Python runs signal handlers in the main thread only
-            for s in (getattr(signal, n) for n in self.names if hasattr(signal, n)): self._previous[s] = signal.signal(s, self._note)
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self._previous.items(): signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        self._previous = {}
-
-    def agreed(self, env: DistEnv) -> int:
-        "The signal that stops every rank after this step (the largest any rank noted, by an all_reduce), or 0 to go on."
-        if not env.distributed: return self.signum
-        flag = torch.tensor([self.signum], dtype=torch.int64, device=env.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return int(flag.item())
-
-# %% ../nbs/06_trainer.ipynb #6a026b2b
-LOCK_NAME = ".crisscross-run.lock"
-
-class OutDirBusyError(RuntimeError):
-    "Another live run holds the out_dir's lock."
-
-def check_out_dir(out_dir) -> Path:
-    "Refuse an `out_dir` that cannot be created or written, without creating it; returns it as an absolute path."
-    path = Path(out_dir).expanduser().absolute()
-    existing = path
-    while not existing.exists(): existing = existing.parent  # the nearest folder that exists
-    if not existing.is_dir():
-        raise ValueError(f"out_dir={str(out_dir)!r} cannot be created: {existing} is a file, not a folder; choose another out_dir")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"out_dir={str(out_dir)!r} cannot be written: {existing} is not writable for this user; choose another out_dir")
-    return path
-
-def _holder(fd: int) -> str:
-    try: h = json.loads(os.pread(fd, 4096, 0))
-    except ValueError: return "the holder has not written its name yet"
-    return f"host {h.get('host')}, pid {h.get('pid')}, started {h.get('started')}"
-
-@contextlib.contextmanager
-def lock_out_dir(out_dir):
-    "Hold `out_dir`'s run lock (an flock the kernel drops when the process dies); refuse, naming the holder, if another run has it."
-    path = check_out_dir(out_dir) / LOCK_NAME
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e: raise ValueError(f"out_dir={str(out_dir)!r} cannot be used ({e.strerror}: {e.filename}): choose another out_dir") from None
-    try:
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutDirBusyError(f"{path.parent} is in use by another run ({_holder(fd)}): wait for it to end or stop it, "
-                                  "or choose another out_dir") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), started=time.strftime("%Y-%m-%d %H:%M:%S %z"))).encode(), 0)
-        try: yield path
-        finally: os.ftruncate(fd, 0)
-    finally: os.close(fd)
-
 # %% ../nbs/06_trainer.ipynb #af8e0ba4
 def z_spread(z: torch.Tensor) -> torch.Tensor:
     "Collapse monitor: std over the batch of L2-normalised `z`, averaged over dims (~1/sqrt(dim) healthy, 0 collapsed)."
     return F.normalize(z.detach().float(), dim=1).std(0).mean()
 
 # %% ../nbs/06_trainer.ipynb #58b58859
-def _unwrap(model: nn.Module) -> nn.Module: return model.module if isinstance(model, DistributedDataParallel) else model
-
 def export_backbones(model: nn.Module, cfg: TrainConfig, path) -> Path:
     "Write the video and audio backbones (state dicts + constructor arguments) to `path` for evaluation."
-    m = _unwrap(model)
+    m = unwrap(model)
     return atomic_save(dict(video=m.video.state_dict(), audio=m.audio.state_dict(), video_args=backbone_args(cfg, "video"),
                             audio_args=backbone_args(cfg, "audio"), config=asdict(cfg), version=crisscross.__version__), path)
 
@@ -700,15 +469,6 @@ class NonFiniteLossError(FloatingPointError):
 
 RESUME_MAY_CHANGE = ("max_steps", "num_workers", "cpu_threads", "ckpt_every", "keep_last", "log_every", "tensorboard", "progress",
                      "resume", "data_root", "skip_nonfinite", "deterministic", "device", "backbones_every")
-
-def _check_resumable(saved: dict, cfg: TrainConfig, path: Path):
-    "Refuse to continue a run whose checkpoint was made with different settings."
-    now = asdict(cfg)
-    norm = lambda v: tuple(v) if isinstance(v, list) else v
-    diff = {k: (norm(saved[k]), now[k]) for k in now if k in saved and k not in RESUME_MAY_CHANGE and norm(saved[k]) != now[k]}
-    if diff:
-        raise ValueError(f"{path} was written by a run with different settings {{field: (saved, now)}} = {diff}: use the same "
-                         "settings to resume, another out_dir to start afresh, or resume=False after removing the checkpoints")
 
 def stack_views(samples: list) -> dict:
     "Collate: stack the four view tensors of the samples, and join their records of skipped files (other keys are ignored)."
@@ -748,16 +508,9 @@ def _report_data(dataset, name: str, cfg: TrainConfig, out_dir: Path):
 def param_digest(model: nn.Module) -> str:
     "sha256 of all parameters (names and bytes): equal digests mean bitwise-equal weights."
     h = hashlib.sha256()
-    for name, p in _unwrap(model).named_parameters():
+    for name, p in unwrap(model).named_parameters():
         h.update(name.encode()); h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-def _gather(obj, env: DistEnv) -> list:
-    "Every rank's `obj`, in rank order."
-    if not env.distributed: return [obj]
-    out = [None] * env.world_size
-    dist.all_gather_object(out, obj)
-    return out
 
 # %% ../nbs/06_trainer.ipynb #f4fb9964
 _PARTS = ("loss", "intra", "sync", "async", "z_std_video", "z_std_audio")
@@ -802,22 +555,7 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretra
     cfg = check_config(cfg, env_world_size())
     check_out_dir(out_dir)  # before anything is built or written
     env = setup_distributed(cfg.device)
-    deterministic_before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    threads_before, preempted = torch.get_num_threads(), None
-    try:
-        if cfg.cpu_threads: torch.set_num_threads(cfg.cpu_threads)
-        if cfg.deterministic:   # on CUDA some kernels (max_pool3d backward) have no deterministic version: warn, don't fail
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
-        with contextlib.ExitStack() as cleanup: return _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup)
-    except Preempted as stop:  # let go of _train's frames (the DDP model) before the process group is destroyed
-        preempted = stop.with_traceback(None)
-    finally:
-        if cfg.deterministic: torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
-        if cfg.cpu_threads: torch.set_num_threads(threads_before)
-        if preempted is not None: gc.collect()
-        if env.owns_group: dist.destroy_process_group()
-    raise preempted
+    return run_session(cfg, env, lambda cleanup: _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup))
 
 def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
     t_start = time.perf_counter()
@@ -825,12 +563,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     if main: cleanup.enter_context(lock_out_dir(out_dir))  # one run per out_dir, until this process ends
     stop = cleanup.enter_context(StopSignals())              # SIGTERM / SIGUSR1: finish the step, checkpoint, exit 128 + signal
     ckpt_dir = out_dir / "checkpoints"
-    resume_from = latest_checkpoint(ckpt_dir)
-    if resume_from is not None and not cfg.resume:
-        raise FileExistsError(f"{ckpt_dir} already holds checkpoints (latest {resume_from.name}) and resume=False: "
-                              "resume (resume=True), or choose another out_dir")
-    state = load_checkpoint(resume_from) if resume_from is not None else None
-    if state is not None: _check_resumable(state["config"], cfg, resume_from)
+    state, resume_from = resume_state(ckpt_dir, asdict(cfg), cfg.resume, RESUME_MAY_CHANGE)
 
     # data
     if dataset is None: dataset = (dataset_factory or make_dataset)(cfg)
@@ -879,7 +612,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
         _report_data(dataset, data_name, cfg, out_dir)
 
     def checkpoint():
-        rngs = _gather(rng_state(), env)
+        rngs = gather(rng_state(), env)
         if not main: return None
         return save_checkpoint(dict(
             model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(),
@@ -890,17 +623,8 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     reached = lambda: bool(cfg.max_steps) and step >= cfg.max_steps
     saved_at = step if state is not None else -1
 
-    def stop_if_asked():
-        "After a stop signal on any rank, every rank ends here together with `Preempted`, the last finished step checkpointed."
-        nonlocal saved_at
-        if not (signum := stop.agreed(env)): return
-        if step and saved_at != step: checkpoint(); saved_at = step
-        if env.distributed: dist.barrier()  # no rank exits before rank 0 has written the checkpoint
-        preempted = Preempted(signum, step, latest_checkpoint(ckpt_dir) if main else None)
-        if main: print(preempted, flush=True)
-        raise preempted
-
-    stop_if_asked()  # a signal while the data set was built: nothing new to save
+    stop_here = lambda: stop_if_asked(stop, env, step, saved_at, checkpoint, ckpt_dir)
+    stop_here()  # a signal while the data set was built: nothing new to save
     while epoch < cfg.epochs and not reached():
         sampler.set_epoch(epoch, start_index=epoch_step * sampler.per_rank)
         if hasattr(dataset, "set_epoch"): dataset.set_epoch(epoch)
@@ -982,7 +706,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                 bar.close()
                 if main: print(_epoch_line(summary, cfg.epochs, step, cfg.proj_dim), flush=True)
                 if main and bad_files.total: print(f"  files skipped while decoding (rank 0): {bad_files}", flush=True)
-            stop_if_asked()
+            stop_here()
         bar.close()
         del batches, loader
         if epoch_step == steps_per_epoch: epoch, epoch_step = epoch + 1, 0
@@ -990,7 +714,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     stopped = epoch < cfg.epochs
     partial = _summarise([r for r in step_log if r["epoch"] == epoch], epoch, complete=False) if epoch_step else None
 
-    digests = _gather(param_digest(model), env)
+    digests = gather(param_digest(model), env)
     metrics = dict(epochs=epoch_log, final=partial or (epoch_log[-1] if epoch_log else None), steps=step,
                    steps_per_epoch=steps_per_epoch, stopped_early=stopped, nonfinite_skipped=skipped, world_size=env.world_size,
                    param_sha256=digests[env.rank], replica_param_sha256=digests, replicas_identical=len(set(digests)) == 1,
