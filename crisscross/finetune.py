@@ -25,12 +25,12 @@ from .transforms import AudioAugment, VideoAugment, VideoEval
 from .data import (LabelledClips, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media, labelled_csv, mix_seed,
                              stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import ensure_embedded, open_embedded
-from .pretrain import add_field_flags
+from .config import Config, check_field_names, option, type_problems, value_problems
 from .engine import (DistEnv, ShardedSampler, StopSignals, atomic_save, env_world_size, gather, latest_checkpoint,
                                load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state, rng_state, run_session, save_checkpoint,
                                seed_everything, set_rng_state, setup_distributed, stop_if_asked, unwrap, worker_init_fn)
-from .trainer import (CPU_BF16_REFUSED, DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig, check_field_names,
-                                config_from_preset, LRSchedule, NonFiniteLossError, _f, load_backbones, param_digest, resolve_precision)
+from .trainer import (CPU_BF16_REFUSED, DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig,
+                                config_from_preset, LRSchedule, NonFiniteLossError, load_backbones, param_digest, resolve_precision)
 from .weights import load_pretrained, source_problem
 from .evaluation import labels_csv_splits
 
@@ -45,14 +45,16 @@ __all__ = ['OFFICIAL_FINETUNE', 'FINETUNE_PRESETS', 'REPRODUCTIONS', 'PAPER_SAYS
            'load_finetuned', 'build_parser', 'main']
 
 # %% ../nbs/08_finetune.ipynb #73c232cf
+_f = option  # crisscross.config.option: default, help, choices, bounds
+
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Config):
     "Every fine-tuning hyper-parameter, flat; the defaults are our UCF101 protocol (`ours-8f`); the official ones are presets."
     # what is fine-tuned
     checkpoint: str = _f("random", "released weights (.pth.tar.zip or a zoo name such as kinetics_400/video), backbones.pt or a pretraining checkpoint to start from, or 'random' (a fresh backbone of width x depth)")
     modality: str = _f("auto", "which backbone: video, audio, or auto (the data set's own: video for UCF101/HMDB51, audio for ESC-50/DCASE)")
-    width: int = _f(64, "backbone width when checkpoint='random' (a checkpoint brings its own shape)")
-    depth: int = _f(2, "residual blocks per stage when checkpoint='random'")
+    width: int = _f(64, "backbone width when checkpoint='random' (a checkpoint brings its own shape)", low=1)
+    depth: int = _f(2, "residual blocks per stage when checkpoint='random'", low=1)
     video_clip_norm: bool = _f(False, "when checkpoint='random': a video backbone that standardises each clip first (see crisscross.encoders)")
     pool: str = _f("max", "global pooling of conv5x before the head: max (official fine-tuning) or avg (as in pretraining)")
     dropout: float = _f(0.5, "dropout before the linear head (our choice; official: 0, or 0.1/0.5 with the AudioSet weights)")
@@ -60,16 +62,16 @@ class FinetuneConfig:
     # data
     dataset: str = _f("ucf101", "a key of FINETUNE_DATASETS: ucf101, hmdb51, esc50, dcase2013, embedded, csv")
     data_root: str = _f("", "root folder of the data set ('' for embedded: its default place)")
-    split: int = _f(1, "official split (UCF101, HMDB51: 1-3) or test fold (ESC-50, DCASE: 1-5); 0: every split in turn, averaged")
+    split: int = _f(1, "official split (UCF101, HMDB51: 1-3) or test fold (ESC-50, DCASE: 1-5); 0: every split in turn, averaged", low=0)
     val_fraction: float = _f(0.1, "share of each class's training files held out to choose the epoch, when the data set has no val split (our choice)")
-    frames: int = _f(8, "video frames per clip (the paper: 8 or 32)")
-    size: int = _f(224, "video crop size in pixels")
+    frames: int = _f(8, "video frames per clip (the paper: 8 or 32)", low=1)
+    size: int = _f(224, "video crop size in pixels", low=1)
     fps: float = _f(16.0, "video frame rate")
     audio_seconds: float = _f(2.0, "audio seconds per clip (ESC-50: 2 s, DCASE: 1 s)")
-    clips_per_video: int = _f(1, "random training clips drawn per file in one epoch (official: 10)")
+    clips_per_video: int = _f(1, "random training clips drawn per file in one epoch (official: 10)", low=1)
     augment: str = _f("full", "training augmentation: full (crisscross.transforms' pretraining augmentation), official (the official fine-tuning's: no blur, jitter always), light (crop and flip; volume and time resize), none")
-    val_clips: int = _f(10, "uniformly spaced clips per validation file, softmax averaged")
-    test_clips: int = _f(10, "uniformly spaced clips per test file, softmax averaged (paper: 10; DCASE: 60)")
+    val_clips: int = _f(10, "uniformly spaced clips per validation file, softmax averaged", low=1)
+    test_clips: int = _f(10, "uniformly spaced clips per test file, softmax averaged (paper: 10; DCASE: 60)", low=1)
     # optimisation
     optimizer: str = _f("sgd", "sgd (the paper) or adam")
     lr: float = _f(5e-3, "peak lr, reached after the warm-up (our choice); the step schedule's starting lr")
@@ -81,23 +83,23 @@ class FinetuneConfig:
     warmup_epochs: float = _f(1.0, "epochs of linear warm-up (our choice)")
     weight_decay: float = _f(1e-4, "L2 weight decay of the weights (batch-norm and bias parameters have none; our choice)")
     momentum: float = _f(0.9, "SGD momentum (Adam: beta1)")
-    batch_size: int = _f(32, "global batch: clips per optimiser step over all processes (our choice)")
-    eval_batch_size: int = _f(8, "files per forward pass in validation and test, per process (each brings all its clips)")
-    epochs: int = _f(20, "epochs (the paper: 20)")
-    patience: int = _f(0, "stop after this many epochs without a better validation top-1 (0: run every epoch); the best epoch is chosen either way")
+    batch_size: int = _f(32, "global batch: clips per optimiser step over all processes (our choice)", low=1)
+    eval_batch_size: int = _f(8, "files per forward pass in validation and test, per process (each brings all its clips)", low=1)
+    epochs: int = _f(20, "epochs (the paper: 20)", low=1)
+    patience: int = _f(0, "stop after this many epochs without a better validation top-1 (0: run every epoch); the best epoch is chosen either way", low=0)
     refit: bool = _f(True, "after choosing the epoch on validation, train afresh on train + val for that many epochs and test that model (the headline)")
-    max_steps: int = _f(0, "stop after this many optimiser steps (0: no limit); the schedule still spans all epochs")
+    max_steps: int = _f(0, "stop after this many optimiser steps (0: no limit); the schedule still spans all epochs", low=0)
     # hardware
     device: str = _f("auto", "auto (CUDA when available), cuda or cpu")
     precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16; bf16 and fp16 on CUDA only")
     sync_bn: bool = _f(True, "SyncBatchNorm across processes (CUDA only)")
-    num_workers: int = _f(8, "DataLoader worker processes per rank")
-    cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default)")
+    num_workers: int = _f(8, "DataLoader worker processes per rank", low=0)
+    cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default)", low=0)
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms (bitwise-repeatable runs)")
-    seed: int = _f(0, "seed of the head, the data order, the validation split and every RNG")
+    seed: int = _f(0, "seed of the head, the data order, the validation split and every RNG", low=0)
     # bookkeeping
-    ckpt_every: int = _f(0, "also checkpoint every this many steps (0: only at epoch ends)")
-    keep_last: int = _f(2, "checkpoints kept")
+    ckpt_every: int = _f(0, "also checkpoint every this many steps (0: only at epoch ends)", low=0)
+    keep_last: int = _f(2, "checkpoints kept", low=1)
     progress: bool = _f(True, "tqdm progress bar per epoch")
     resume: bool = _f(True, "continue from the latest checkpoint in out_dir")
 
@@ -130,17 +132,15 @@ FINETUNE_PRESETS = {
 }
 REPRODUCTIONS = tuple(k for k in FINETUNE_PRESETS if k.startswith(("ucf101-", "hmdb51-")))
 
+FinetuneConfig.PRESETS = FINETUNE_PRESETS
+
 def finetune_config(preset: str = "ours-8f", **overrides) -> FinetuneConfig:
     "The FinetuneConfig of `preset` (see `FINETUNE_PRESETS`) with `overrides` applied; unknown names are refused."
-    if preset not in FINETUNE_PRESETS: raise ValueError(f"unknown preset {preset!r}: choose one of {tuple(FINETUNE_PRESETS)}")
-    check_field_names(FinetuneConfig, overrides)
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # tuples from the command line come as lists
-    return FinetuneConfig(**{**FINETUNE_PRESETS[preset], **overrides})
+    return FinetuneConfig.from_preset(preset, **overrides)   # tuples from the command line come as lists: made tuples
 
 def finetune_config_from_dict(d: dict) -> FinetuneConfig:
     "Rebuild a FinetuneConfig from its plain-dict form (as stored in checkpoints and metrics.json)."
-    check_field_names(FinetuneConfig, d)
-    return FinetuneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    return FinetuneConfig.from_dict(d)
 
 # %% ../nbs/08_finetune.ipynb #ef4a7fc5
 PAPER_SAYS = dict(epochs="20", optimizer="SGD", frames="8 or 32", size="224", fps="16", test_clips="10, softmax averaged")  # its text; silent on the rest
@@ -228,23 +228,14 @@ SCHEDULES = ("cosine", "step")
 HEAD_INITS = ("normal", "orthogonal")
 POOLS = ("max", "avg")
 MODALITIES = ("auto", "video", "audio")
-_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "tuple": tuple}
-
 def check_finetune_config(cfg: FinetuneConfig, world_size: int = 1) -> FinetuneConfig:
     "Validate `cfg` for a run on `world_size` processes before any compute; returns it unchanged."
     if not isinstance(cfg, FinetuneConfig): raise TypeError(f"expected a FinetuneConfig, got {type(cfg).__name__}")
-    errs = []
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        if not isinstance(v, _TYPES[f.type]) or (f.type in ("int", "float") and isinstance(v, bool)):
-            errs.append(f"{f.name}={v!r} must be of type {f.type} (default {f.default!r})")
+    errs = type_problems(cfg)
     if errs: raise ValueError("invalid FinetuneConfig:\n  " + "\n  ".join(errs))
+    errs = value_problems(cfg)   # finite floats; the bounds declared beside the fields
     def need(ok, msg):
         if not ok: errs.append(msg)
-    for k in ("width", "depth", "frames", "size", "val_clips", "test_clips", "batch_size", "eval_batch_size", "epochs", "keep_last", "clips_per_video"):
-        need(getattr(cfg, k) >= 1, f"{k}={getattr(cfg, k)} must be a positive integer")
-    for k in ("split", "patience", "max_steps", "ckpt_every", "num_workers", "cpu_threads", "seed"):
-        need(getattr(cfg, k) >= 0, f"{k}={getattr(cfg, k)} must be >= 0")
     for k in ("fps", "lr", "gamma"): need(getattr(cfg, k) > 0, f"{k}={getattr(cfg, k)} must be > 0")
     need(all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in cfg.milestones) and list(cfg.milestones) == sorted(set(cfg.milestones)),
          f"milestones={cfg.milestones} must be increasing positive epochs, e.g. (6, 10, 14)")
@@ -739,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="ours-8f", choices=tuple(FINETUNE_PRESETS), help="starting configuration (default: ours-8f; the official runs: ucf101-8f, hmdb51-32f, ...)")
     p.add_argument("--out-dir", default="runs/finetune", help="checkpoints, metrics.json, curves.png, finetuned.pt (default: runs/finetune)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and read the split's file lists, then exit")
-    add_field_flags(p.add_argument_group("FinetuneConfig fields", "override the preset; the defaults shown are ours-8f's"), FinetuneConfig)
+    FinetuneConfig.add_flags(p.add_argument_group("FinetuneConfig fields", "override the preset; the defaults shown are ours-8f's"))
     return p
 
 def main(argv: list | None = None) -> dict:

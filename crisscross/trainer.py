@@ -27,6 +27,7 @@ from .samplers import check_relaxation
 from .transforms import VideoAugment
 from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
 from .synthetic import ensure_embedded, open_embedded
+from .config import Config, check_field_names, option, type_problems, value_problems
 from .engine import (CKPT_RE, LOCK_NAME, PREEMPT_SIGNALS, DistEnv, OutDirBusyError, Preempted, ShardedSampler, StopSignals,
                                _use_cuda, atomic_save, check_out_dir, env_world_size, gather, latest_checkpoint, list_checkpoints,
                                load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state, rng_state, run_session, save_checkpoint,
@@ -34,30 +35,27 @@ from .engine import (CKPT_RE, LOCK_NAME, PREEMPT_SIGNALS, DistEnv, OutDirBusyErr
 
 # %% auto #0
 __all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED',
-           'DEVICES', 'RESUME_MAY_CHANGE', 'EXCLUDED_NAME', 'TrainConfig', 'pretrain_augments', 'check_field_names',
-           'config_from_preset', 'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset',
-           'resolve_precision', 'check_config', 'LARC', 'backbone_args', 'build_model', 'param_groups',
-           'build_optimizer', 'warmup_cosine', 'LRSchedule', 'z_spread', 'export_backbones', 'load_backbones',
-           'NonFiniteLossError', 'stack_views', 'param_digest', 'pack_step_log', 'unpack_step_log', 'train',
-           'PoisonedViews']
+           'DEVICES', 'RESUME_MAY_CHANGE', 'EXCLUDED_NAME', 'TrainConfig', 'pretrain_augments', 'config_from_preset',
+           'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset', 'resolve_precision',
+           'check_config', 'LARC', 'backbone_args', 'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine',
+           'LRSchedule', 'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views',
+           'param_digest', 'pack_step_log', 'unpack_step_log', 'train', 'PoisonedViews']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
-def _f(default, help: str):
-    "A dataclass field with a default and a help text (shown by `python -m crisscross.pretrain --help`)."
-    return dataclasses.field(default=default, metadata={"help": help})
+_f = option  # the short name the config classes use (crisscross.config.option: default, help, choices, bounds)
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Config):
     "Every pretraining hyper-parameter, flat; the defaults are the paper's Kinetics-400 run."
     # model
-    width: int = _f(64, "channels of the first backbone stage (stages double it)")
-    depth: int = _f(2, "residual blocks per backbone stage")
-    proj_dim: int = _f(2048, "projector width (dimension of z and p)")
-    pred_hidden: int = _f(512, "predictor bottleneck width")
+    width: int = _f(64, "channels of the first backbone stage (stages double it)", low=1)
+    depth: int = _f(2, "residual blocks per backbone stage", low=1)
+    proj_dim: int = _f(2048, "projector width (dimension of z and p)", low=1)
+    pred_hidden: int = _f(512, "predictor bottleneck width", low=1)
     video_clip_norm: bool = _f(False, "standardise each video clip by its own mean and std before the video backbone (not in the paper)")
     # inputs: the data set is built from these
-    frames: int = _f(8, "video frames per view")
-    size: int = _f(112, "video crop size (pixels)")
+    frames: int = _f(8, "video frames per view", low=1)
+    size: int = _f(112, "video crop size (pixels)", low=1)
     crop_scale: tuple = _f((0.08, 1.0), "area range of the random resized crop of the video views (fraction of the frame)")
     saturation_jitter: float = _f(0.4, "colour jitter of the video views: saturation factor drawn from 1 +- this")
     hue_jitter: float = _f(0.2, "colour jitter of the video views: hue shift drawn from +- this (turns, at most 0.5)")
@@ -69,10 +67,10 @@ class TrainConfig:
     fps: float = _f(16.0, "video frame rate")
     audio_seconds: float = _f(2.0, "audio seconds per view (2 s -> 80x201 log-mel)")
     relaxation: str = _f("mild", "temporal relaxation of the two views (crisscross.samplers)")
-    clips_per_video: int = _f(5, "clip pairs drawn per video in one epoch")
+    clips_per_video: int = _f(5, "clip pairs drawn per video in one epoch", low=1)
     dataset: str = _f("", "which data set to build (a key of DATASETS); none by default: a run names its data")
     data_root: str = _f("", "root folder of the data set's files")
-    random_clips: int = _f(4096, "number of clips of the generated 'random' data set")
+    random_clips: int = _f(4096, "number of clips of the generated 'random' data set", low=1)
     data_fraction: float = _f(1.0, "share of the data set's videos to pretrain on (a seeded subset, the same share of each class)")
     cache_decoded: bool = _f(False, "decode every clip once, at the start, and keep it in memory (for small collections such as the embedded set)")
     strict: bool = _f(False, "stop at the first unreadable or too short file instead of leaving it out (and naming it)")
@@ -92,24 +90,24 @@ class TrainConfig:
     momentum: float = _f(0.9, "SGD momentum")
     larc_trust: float = _f(1e-3, "LARC trust coefficient")
     larc_clip: bool = _f(True, "LARC clip mode: the adaptive lr never exceeds the scheduled one")
-    batch_size: int = _f(2048, "global batch: clips per optimiser step over all processes")
-    accum_steps: int = _f(1, "gradient accumulation: forward passes per optimiser step")
-    epochs: int = _f(100, "epochs")
-    max_steps: int = _f(0, "stop after this many optimiser steps (0: run all epochs); the schedule still spans all epochs")
+    batch_size: int = _f(2048, "global batch: clips per optimiser step over all processes", low=1)
+    accum_steps: int = _f(1, "gradient accumulation: forward passes per optimiser step", low=1)
+    epochs: int = _f(100, "epochs", low=1)
+    max_steps: int = _f(0, "stop after this many optimiser steps (0: run all epochs); the schedule still spans all epochs", low=0)
     # hardware
     device: str = _f("auto", "auto (CUDA when available), cuda or cpu")
     precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (with a GradScaler); bf16 and fp16 on CUDA only")
     sync_bn: bool = _f(True, "SyncBatchNorm across processes (CUDA only)")
     channels_last: bool = _f(False, "channels_last_3d memory format for the video backbone (CUDA only)")
-    num_workers: int = _f(8, "DataLoader worker processes per rank")
-    cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default, one per core)")
+    num_workers: int = _f(8, "DataLoader worker processes per rank", low=0)
+    cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default, one per core)", low=0)
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms (bitwise-repeatable runs)")
-    seed: int = _f(0, "seed of the model, the data order and every RNG")
+    seed: int = _f(0, "seed of the model, the data order and every RNG", low=0)
     # bookkeeping
-    ckpt_every: int = _f(1000, "checkpoint every this many steps (0: only at epoch ends)")
-    keep_last: int = _f(3, "checkpoints kept")
-    backbones_every: int = _f(10, "also export the backbones to out_dir/backbones/epoch-<E>.pt every this many epochs (0: never)")
-    log_every: int = _f(10, "TensorBoard scalars every this many steps")
+    ckpt_every: int = _f(1000, "checkpoint every this many steps (0: only at epoch ends)", low=0)
+    keep_last: int = _f(3, "checkpoints kept", low=1)
+    backbones_every: int = _f(10, "also export the backbones to out_dir/backbones/epoch-<E>.pt every this many epochs (0: never)", low=0)
+    log_every: int = _f(10, "TensorBoard scalars every this many steps", low=1)
     tensorboard: bool = _f(True, "write TensorBoard scalars under out_dir/tb")
     progress: bool = _f(True, "tqdm progress bar per epoch")
     skip_nonfinite: bool = _f(False, "skip (and count) steps with a non-finite loss instead of stopping")
@@ -147,25 +145,15 @@ def pretrain_augments(cfg: TrainConfig) -> dict:
                          jitter_p=cfg.jitter_p, jitter_order=cfg.jitter_order, max_cutout=round(20 * cfg.size / 112))  # 20 px at 112, scaled
     return dict(video_augment=video, audio_augment=AudioAugment(freq_scale=(0.6, 1.5) if cfg.audio_resize_crop == "freq_time" else None))
 
-def check_field_names(config_cls, keys):
-    "Refuse names that are not fields of the dataclass `config_cls`, listing the valid ones (and the closest match)."
-    valid = [f.name for f in fields(config_cls)]
-    unknown = [k for k in keys if k not in valid]
-    if unknown:
-        hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
-        hint = "; ".join(f"{k!r}: did you mean {h[0]!r}?" for k, h in hints.items() if h)
-        raise ValueError(f"unknown {config_cls.__name__} field(s) {unknown}{' (' + hint + ')' if hint else ''}; valid fields are {valid}")
+TrainConfig.PRESETS = PRESETS
 
 def config_from_preset(name: str = "paper", **overrides) -> TrainConfig:
     "The TrainConfig of preset `name` (see `PRESETS`) with `overrides` applied; unknown names are refused."
-    if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: choose one of {tuple(PRESETS)}")
-    check_field_names(TrainConfig, overrides)
-    return TrainConfig(**{**PRESETS[name], **overrides})
+    return TrainConfig.from_preset(name, **overrides)
 
 def config_from_dict(d: dict) -> TrainConfig:
     "Rebuild a TrainConfig from its plain-dict form (as stored in checkpoints and config.json)."
-    check_field_names(TrainConfig, d)
-    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    return TrainConfig.from_dict(d)
 
 # %% ../nbs/06_trainer.ipynb #85b08045
 def mel_frames(audio_seconds: float, hop_seconds: float = 0.01) -> int:
@@ -264,8 +252,6 @@ def resolve_precision(cfg: TrainConfig) -> str:
     return "bf16" if _use_cuda(cfg.device) else "fp32"
 
 # %% ../nbs/06_trainer.ipynb #6a91c6c5
-_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "tuple": (tuple, list)}
-
 def _data_problems(cfg: TrainConfig) -> list:
     "What is wrong with the data set the config names: no name, an unknown one, a missing root, windows that cannot fit."
     if not cfg.dataset:
@@ -287,21 +273,11 @@ def _data_problems(cfg: TrainConfig) -> list:
 def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     "Validate `cfg` for a run on `world_size` processes before any compute; returns it with `terms` as a tuple."
     if not isinstance(cfg, TrainConfig): raise TypeError(f"expected a TrainConfig, got {type(cfg).__name__}")
-    errs = []
-    for f in fields(cfg):
-        v, want = getattr(cfg, f.name), _TYPES[f.type]
-        if not isinstance(v, want) or (f.type in ("int", "float") and isinstance(v, bool)):
-            errs.append(f"{f.name}={v!r} must be of type {f.type} (default {f.default!r})")
+    errs = type_problems(cfg, lists_ok=True)
     if errs: raise ValueError("invalid TrainConfig:\n  " + "\n  ".join(errs))
-    errs += [f"{f.name}={getattr(cfg, f.name)} must be a finite number" for f in fields(cfg)
-             if f.type == "float" and not math.isfinite(getattr(cfg, f.name))]
+    errs = value_problems(cfg)   # finite floats; the bounds declared beside the fields
     def need(ok, msg):
         if not ok: errs.append(msg)
-    for k in ("width", "depth", "proj_dim", "pred_hidden", "frames", "size", "clips_per_video", "random_clips",
-              "batch_size", "accum_steps", "epochs", "keep_last", "log_every"):
-        need(getattr(cfg, k) >= 1, f"{k}={getattr(cfg, k)} must be a positive integer")
-    for k in ("max_steps", "ckpt_every", "num_workers", "cpu_threads", "seed", "backbones_every"):
-        need(getattr(cfg, k) >= 0, f"{k}={getattr(cfg, k)} must be >= 0")
     need(0 < cfg.data_fraction <= 1, f"data_fraction={cfg.data_fraction} must be in (0, 1]: the share of the videos to pretrain on")
     lo_hi = tuple(cfg.crop_scale)
     need(len(lo_hi) == 2 and all(isinstance(v, (int, float)) for v in lo_hi) and 0 < lo_hi[0] <= lo_hi[1] <= 1,
