@@ -39,7 +39,7 @@ __all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIM
            'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset', 'resolve_precision',
            'check_config', 'LARC', 'backbone_args', 'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine',
            'LRSchedule', 'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views',
-           'param_digest', 'pack_step_log', 'unpack_step_log', 'train', 'PoisonedViews']
+           'param_digest', 'pack_step_log', 'unpack_step_log', 'pretrain_step', 'train', 'PoisonedViews']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 _f = option  # the short name the config classes use (crisscross.config.option: default, help, choices, bounds)
@@ -526,6 +526,31 @@ def _epoch_line(s: dict, epochs: int, step: int, proj_dim: int) -> str:
             + (f"  {s['nonfinite_skipped']} non-finite steps skipped" if s["nonfinite_skipped"] else ""))
 
 # %% ../nbs/06_trainer.ipynb #1eaee28e
+def pretrain_step(net: nn.Module, batch: dict, cfg: TrainConfig, env: DistEnv, amp_dtype, scaler) -> torch.Tensor:
+    "Forward and backward one micro-batch; returns its share of the step's [loss, intra, sync, async, z-std video, z-std audio, non-finite]."
+    views = {k: batch[k].to(env.device, non_blocking=True) for k in VIEWS}   # the batch, on the device
+    if env.device.type == "cuda" and cfg.channels_last:
+        views.update({k: views[k].contiguous(memory_format=torch.channels_last_3d) for k in ("v1", "v2")})
+    with torch.autocast(env.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        p, z = net(views)
+    loss, parts = crisscross_loss({k: v.float() for k, v in p.items()}, {k: v.float() for k, v in z.items()}, cfg.terms)
+    scaler.scale(loss / cfg.accum_steps).backward()
+    values = [loss.detach(), parts["intra"].detach(), parts["sync"].detach(), parts["async"].detach(),
+              z_spread(torch.cat([z["v1"], z["v2"]])), z_spread(torch.cat([z["a1"], z["a2"]]))]
+    stats = torch.zeros(len(_PARTS) + 1, dtype=torch.float64)
+    stats[:-1] += torch.stack([v.double().cpu() for v in values]) / cfg.accum_steps
+    stats[-1] += float(not torch.isfinite(loss).item())
+    return stats
+
+def _log_scalars(writer, rec: dict, lrs: dict, cfg: TrainConfig, step: int):
+    "A step's TensorBoard scalars: the losses, the collapse monitor, the lrs and the throughput."
+    for k in ("loss", "intra", "sync", "async"): writer.add_scalar(f"loss/{k}", rec[k], step)
+    writer.add_scalar("collapse/z_std_video", rec["z_std_video"], step)
+    writer.add_scalar("collapse/z_std_audio", rec["z_std_audio"], step)
+    writer.add_scalar("collapse/healthy_1_over_sqrt_dim", 1 / math.sqrt(cfg.proj_dim), step)
+    for name, lr in lrs.items(): writer.add_scalar(f"lr/{name}", lr, step)
+    writer.add_scalar("throughput/clips_per_s", rec["clips"] / rec["seconds"], step)
+
 def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretrain", dataset_factory: Callable | None = None) -> dict:
     "Pretrain CrissCross with `cfg` on `dataset` (or `dataset_factory(cfg)`, or `DATASETS[cfg.dataset]`), checkpointing to `out_dir`."
     cfg = check_config(cfg, env_world_size())
@@ -619,19 +644,8 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
             for m in range(cfg.accum_steps):
                 batch = next(batches)
                 bad_files.update(batch["skipped"])
-                views = {k: batch[k].to(env.device, non_blocking=True) for k in VIEWS}
-                if cuda and cfg.channels_last:
-                    views.update({k: views[k].contiguous(memory_format=torch.channels_last_3d) for k in ("v1", "v2")})
                 sync = net.no_sync() if env.distributed and m < cfg.accum_steps - 1 else contextlib.nullcontext()
-                with sync:
-                    with torch.autocast(env.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                        p, z = net(views)
-                    loss, parts = crisscross_loss({k: v.float() for k, v in p.items()}, {k: v.float() for k, v in z.items()}, cfg.terms)
-                    scaler.scale(loss / cfg.accum_steps).backward()
-                values = [loss.detach(), parts["intra"].detach(), parts["sync"].detach(), parts["async"].detach(),
-                          z_spread(torch.cat([z["v1"], z["v2"]])), z_spread(torch.cat([z["a1"], z["a2"]]))]
-                stats[:-1] += torch.stack([v.double().cpu() for v in values]) / cfg.accum_steps
-                stats[-1] += float(not torch.isfinite(loss).item())
+                with sync: stats += pretrain_step(net, batch, cfg, env, amp_dtype, scaler)
             if env.distributed:
                 stats = stats.to(env.device); dist.all_reduce(stats); stats = stats.cpu()
                 stats[:-1] /= env.world_size
@@ -657,13 +671,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
             step_log.append(rec)
             bar.update(1)
             if not bad: bar.set_postfix(loss=f"{rec['loss']:+.4f}", clips_s=f"{cfg.batch_size / seconds:.1f}")
-            if writer is not None and not bad and step % cfg.log_every == 0:
-                for k in ("loss", "intra", "sync", "async"): writer.add_scalar(f"loss/{k}", rec[k], step)
-                writer.add_scalar("collapse/z_std_video", rec["z_std_video"], step)
-                writer.add_scalar("collapse/z_std_audio", rec["z_std_audio"], step)
-                writer.add_scalar("collapse/healthy_1_over_sqrt_dim", 1 / math.sqrt(cfg.proj_dim), step)
-                for name, lr in lrs.items(): writer.add_scalar(f"lr/{name}", lr, step)
-                writer.add_scalar("throughput/clips_per_s", cfg.batch_size / seconds, step)
+            if writer is not None and not bad and step % cfg.log_every == 0: _log_scalars(writer, rec, lrs, cfg, step)
             end_of_epoch = epoch_step == steps_per_epoch
             if end_of_epoch:
                 summary = _summarise([r for r in step_log if r["epoch"] == epoch], epoch, complete=True)
