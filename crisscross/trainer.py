@@ -558,6 +558,60 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretra
     env = setup_distributed(cfg.device)
     return run_session(cfg, env, lambda cleanup: _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup))
 
+def _pretrain_model(cfg: TrainConfig, env: DistEnv, steps_per_epoch: int) -> tuple:
+    "The seeded model on the device, its optimiser and schedule, the precision, the autocast dtype and the grad scaler."
+    cuda = env.device.type == "cuda"
+    seed_everything(cfg.seed)
+    model = build_model(cfg)
+    if cuda and env.distributed and cfg.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(env.device)
+    if cuda and cfg.channels_last: model.video.to(memory_format=torch.channels_last_3d)
+    optimizer = build_optimizer(model, cfg)
+    schedule = LRSchedule(cfg, steps_per_epoch)
+    precision = resolve_precision(cfg)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return model, optimizer, schedule, precision, amp_dtype, torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
+
+def _restore(state, cfg: TrainConfig, env: DistEnv, steps_per_epoch: int, model, optimizer, schedule, scaler) -> tuple:
+    "Load a checkpoint's `state` into the run (or seed a fresh one): epoch, epoch_step, step, step_log, epoch_log, skipped."
+    if state is None:
+        seed_everything(mix_seed(cfg.seed, "rank", env.rank))
+        return 0, 0, 0, [], [], 0
+    model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["scheduler"])
+    if scaler.is_enabled() and state["scaler"]: scaler.load_state_dict(state["scaler"])
+    epoch, epoch_step, step = state["epoch"], state["epoch_step"], state["step"]
+    if epoch_step >= steps_per_epoch: epoch, epoch_step = epoch + 1, 0
+    if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
+    else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
+    return epoch, epoch_step, step, unpack_step_log(state["step_log"]), state["epoch_log"], state["nonfinite_skipped"]
+
+def _nonfinite(stats: torch.Tensor, epoch: int, step: int, ckpt_dir: Path) -> NonFiniteLossError:
+    "The error that stops a run at a non-finite loss, naming the last good checkpoint and what to try."
+    last = latest_checkpoint(ckpt_dir)
+    return NonFiniteLossError(
+        f"non-finite loss ({stats[0].item()}) at epoch {epoch + 1}, step {step + 1} (intra {stats[1].item()}, sync "
+        f"{stats[2].item()}, async {stats[3].item()}): stopped without saving. The last good checkpoint is "
+        f"{last or 'none (no checkpoint was written yet)'}; a run with the same out_dir resumes from it. Check the "
+        "data for NaN/inf, lower lr or pred_lr, prefer bf16 to fp16, or set skip_nonfinite=True to skip such steps")
+
+def _end_epoch(step_log: list, epoch: int, bad_files: BadFiles, dataset, writer) -> dict:
+    "The epoch's summary (with the files skipped and left out), also written to TensorBoard."
+    summary = _summarise([r for r in step_log if r["epoch"] == epoch], epoch, complete=True)
+    summary["skipped_files"] = dict(bad_files.counts)
+    excluded = getattr(dataset, "excluded", None)
+    if excluded is not None: summary["excluded_files"] = dict(excluded.counts)
+    if writer is not None:
+        for k in _PARTS + ("clips_per_s",): writer.add_scalar(f"epoch/{k}", summary[k], epoch + 1)
+        writer.flush()
+    return summary
+
+def _write_outputs(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: Path):
+    "backbones.pt and metrics.json (atomically) at the end of a run."
+    export_backbones(model, cfg, out_dir / "backbones.pt")
+    tmp = out_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=1)); os.replace(tmp, out_dir / "metrics.json")
+
 def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
     t_start = time.perf_counter()
     cuda, main = env.device.type == "cuda", env.is_main
@@ -573,28 +627,8 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     sampler = ShardedSampler(len(dataset), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
     steps_per_epoch, micro = sampler.steps_per_epoch, cfg.batch_size // (env.world_size * cfg.accum_steps)
 
-    # model, optimiser, schedule
-    seed_everything(cfg.seed)
-    model = build_model(cfg)
-    if cuda and env.distributed and cfg.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(env.device)
-    if cuda and cfg.channels_last: model.video.to(memory_format=torch.channels_last_3d)
-    optimizer = build_optimizer(model, cfg)
-    schedule = LRSchedule(cfg, steps_per_epoch)
-    precision = resolve_precision(cfg)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
-    epoch, epoch_step, step, step_log, epoch_log, skipped = 0, 0, 0, [], [], 0
-    if state is not None:
-        model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
-        if scaler.is_enabled() and state["scaler"]: scaler.load_state_dict(state["scaler"])
-        epoch, epoch_step, step = state["epoch"], state["epoch_step"], state["step"]
-        step_log, epoch_log, skipped = unpack_step_log(state["step_log"]), state["epoch_log"], state["nonfinite_skipped"]
-        if epoch_step >= steps_per_epoch: epoch, epoch_step = epoch + 1, 0
-        if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
-        else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
-    else: seed_everything(mix_seed(cfg.seed, "rank", env.rank))
+    model, optimizer, schedule, precision, amp_dtype, scaler = _pretrain_model(cfg, env, steps_per_epoch)
+    epoch, epoch_step, step, step_log, epoch_log, skipped = _restore(state, cfg, env, steps_per_epoch, model, optimizer, schedule, scaler)
     net = DistributedDataParallel(model, device_ids=[env.local_rank] if cuda else None) if env.distributed else model
     if cuda and not cfg.deterministic: torch.backends.cudnn.benchmark = True
 
@@ -650,13 +684,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                 stats = stats.to(env.device); dist.all_reduce(stats); stats = stats.cpu()
                 stats[:-1] /= env.world_size
             bad = stats[-1].item() > 0
-            if bad and not cfg.skip_nonfinite:
-                last = latest_checkpoint(ckpt_dir)
-                raise NonFiniteLossError(
-                    f"non-finite loss ({stats[0].item()}) at epoch {epoch + 1}, step {step + 1} (intra {stats[1].item()}, sync "
-                    f"{stats[2].item()}, async {stats[3].item()}): stopped without saving. The last good checkpoint is "
-                    f"{last or 'none (no checkpoint was written yet)'}; a run with the same out_dir resumes from it. Check the "
-                    "data for NaN/inf, lower lr or pred_lr, prefer bf16 to fp16, or set skip_nonfinite=True to skip such steps")
+            if bad and not cfg.skip_nonfinite: raise _nonfinite(stats, epoch, step, ckpt_dir)
             if bad:
                 optimizer.zero_grad(set_to_none=True); skipped += 1
                 with torch.no_grad():
@@ -674,14 +702,8 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
             if writer is not None and not bad and step % cfg.log_every == 0: _log_scalars(writer, rec, lrs, cfg, step)
             end_of_epoch = epoch_step == steps_per_epoch
             if end_of_epoch:
-                summary = _summarise([r for r in step_log if r["epoch"] == epoch], epoch, complete=True)
-                summary["skipped_files"] = dict(bad_files.counts)
-                excluded = getattr(dataset, "excluded", None)
-                if excluded is not None: summary["excluded_files"] = dict(excluded.counts)
+                summary = _end_epoch(step_log, epoch, bad_files, dataset, writer)
                 epoch_log.append(summary)
-                if writer is not None:
-                    for k in _PARTS + ("clips_per_s",): writer.add_scalar(f"epoch/{k}", summary[k], epoch + 1)
-                    writer.flush()
             if end_of_epoch or (cfg.ckpt_every and step % cfg.ckpt_every == 0):
                 checkpoint(); saved_at = step
             if end_of_epoch and main and cfg.backbones_every and (epoch + 1) % cfg.backbones_every == 0:
@@ -704,10 +726,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                    param_sha256=digests[env.rank], replica_param_sha256=digests, replicas_identical=len(set(digests)) == 1,
                    checkpoint=str(latest_checkpoint(ckpt_dir)) if main else None, backbones=str(out_dir / "backbones.pt"),
                    seconds=time.perf_counter() - t_start, config=asdict(cfg), step_log=step_log)
-    if main:
-        export_backbones(model, cfg, out_dir / "backbones.pt")
-        tmp = out_dir / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(metrics, indent=1)); os.replace(tmp, out_dir / "metrics.json")
+    if main: _write_outputs(model, cfg, metrics, out_dir)
     if env.distributed: dist.barrier()
     return metrics
 
