@@ -515,6 +515,16 @@ def _restore(state, cfg, phase, model, optimizer, schedule, scaler, steps_per_ep
     else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
     return epoch, epoch_step, step, state["stopped"], _rows(state["step_log"]), state["epoch_log"], state["best"], state["best_model"]
 
+def _phase_banner(cfg: FinetuneConfig, model, train_ds, val_ds, n_classes: int, modality: str, stop_epoch: int, steps_per_epoch: int,
+                  precision: str, env: DistEnv) -> str:
+    "The line a phase starts with: which backbone, which data, how many steps, on what."
+    source = "random init" if cfg.checkpoint == "random" else cfg.checkpoint
+    what = (f"{len(train_ds)} train clips / {len(val_ds)} val files" if val_ds is not None
+            else f"refit on train + val ({len(train_ds)} clips) for the chosen {stop_epoch} epochs")
+    return (f"fine-tuning the {modality} backbone ({source}, {count_parameters(model):,} parameters with the head) on {cfg.dataset} "
+            f"split {cfg.split}: {what}, {n_classes} classes; {steps_per_epoch} steps/epoch, global batch {cfg.batch_size} = "
+            f"{env.world_size} x {cfg.batch_size // env.world_size}, {precision} on {env.device}")
+
 def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: int, modality: str, ckpt_dir: Path, stop_epoch: int,
                  env: DistEnv, cleanup: contextlib.ExitStack, stop: StopSignals) -> dict:
     "Train `phase` ('select': validate each epoch, keep the best; 'refit': no validation) up to `stop_epoch`, resumably in `ckpt_dir`."
@@ -532,13 +542,7 @@ def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: i
     if cuda and not cfg.deterministic: torch.backends.cudnn.benchmark = True
     if main:
         ckpt_dir.mkdir(parents=True, exist_ok=True); remove_stale_tmp(ckpt_dir)
-        source = "random init" if cfg.checkpoint == "random" else cfg.checkpoint
-        what = (f"{len(train_ds)} train clips / {len(val_ds)} val files" if val_ds is not None
-                else f"refit on train + val ({len(train_ds)} clips) for the chosen {stop_epoch} epochs")
-        if state is None:
-            print(f"fine-tuning the {modality} backbone ({source}, {count_parameters(model):,} parameters with the head) on {cfg.dataset} "
-                  f"split {cfg.split}: {what}, {n_classes} classes; {steps_per_epoch} steps/epoch, global batch {cfg.batch_size} = "
-                  f"{env.world_size} x {per_rank}, {precision} on {env.device}", flush=True)
+        if state is None: print(_phase_banner(cfg, model, train_ds, val_ds, n_classes, modality, stop_epoch, steps_per_epoch, precision, env), flush=True)
         else: print(f"resuming {phase} from {resume_from} (epoch {epoch + 1}, step {step})", flush=True)
 
     def checkpoint():
