@@ -467,6 +467,8 @@ def cached_features(backbone: Backbone, items: list, settings: dict, cache_dir, 
     return Features(x, y, tuple(it.path for it in ds.items)), dict(facts, cached=False, cache=str(path))
 
 # %% ../nbs/07_evaluation.ipynb #e87d0e2c
+from .config import Config, check_field_names
+
 PROTOCOLS = ("knn", "svm", "linear", "retrieval")
 EVAL_MODALITIES = ("auto", "video", "audio", "both")
 FEATURE_CHOICES = ("auto",) + FEATURES
@@ -474,7 +476,7 @@ TRAIN_ON = ("clips", "files")
 SMALL_CLASSES = ("drop", "refuse")
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Config):
     "Every setting of a frozen-feature evaluation, flat; grids are tuples of the values tried on the validation split."
     # what is evaluated
     checkpoint: str = _f("random", "released weights (.pth.tar.zip, zoo name; 'video,audio' for both), backbones.pt, a training checkpoint (ckpt-*.pt: adds cross-modal retrieval), or 'random'")
@@ -518,11 +520,7 @@ _GRID_PROTOCOL = {"knn_k": "knn", "svm_c": "svm", "linear_lr": "linear", "linear
 
 def eval_config(**overrides) -> EvalConfig:
     "An EvalConfig with `overrides`; grids may be given as comma-separated text ('1e-3,0.01'); unknown names are refused."
-    valid = [f.name for f in fields(EvalConfig)]
-    unknown = [k for k in overrides if k not in valid]
-    if unknown:
-        hints = "; ".join(f"{k!r}: did you mean {h[0]!r}?" for k in unknown if (h := difflib.get_close_matches(k, valid, n=1)))
-        raise ValueError(f"unknown EvalConfig field(s) {unknown}{' (' + hints + ')' if hints else ''}; valid fields are {valid}")
+    check_field_names(EvalConfig, overrides)
     for k, kind in _GRIDS.items():
         v = overrides.get(k)
         if isinstance(v, str):
@@ -545,16 +543,12 @@ def resolve_modalities(cfg: EvalConfig) -> tuple:
     own = EVAL_DATASETS[cfg.dataset].modalities
     return own if cfg.modality == "auto" else ("video", "audio") if cfg.modality == "both" else (cfg.modality,)
 
-_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "tuple": tuple}
+from .config import type_problems
 
 def check_eval_config(cfg: EvalConfig) -> EvalConfig:
     "Validate `cfg` before any compute (data, weights, features); returns it unchanged, or raises naming every problem."
     if not isinstance(cfg, EvalConfig): raise TypeError(f"expected an EvalConfig, got {type(cfg).__name__}")
-    errs = []
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        if not isinstance(v, _TYPES[f.type]) or (f.type in ("int", "float") and isinstance(v, bool)):
-            errs.append(f"{f.name}={v!r} must be of type {f.type} (default {f.default!r})")
+    errs = type_problems(cfg)
     if errs: raise ValueError("invalid EvalConfig:\n  " + "\n  ".join(errs))
     def need(ok, msg):
         if not ok: errs.append(msg)

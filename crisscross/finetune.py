@@ -25,13 +25,12 @@ from .transforms import AudioAugment, VideoAugment, VideoEval
 from .data import (LabelledClips, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media, labelled_csv, mix_seed,
                              stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
 from .synthetic import ensure_embedded, open_embedded
-from .pretrain import add_field_flags
-from .trainer import (CPU_BF16_REFUSED, DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig, check_field_names,
-                                config_from_preset, DistEnv, LRSchedule,
-                                NonFiniteLossError, ShardedSampler, _f, _gather, _unwrap, atomic_save, env_world_size,
-                                latest_checkpoint, load_backbones, load_checkpoint, param_digest, remove_stale_tmp,
-                                resolve_precision, rng_state, save_checkpoint, seed_everything, set_rng_state,
-                                setup_distributed, worker_init_fn)
+from .config import Config, check_field_names, option, type_problems, value_problems
+from .engine import (DistEnv, ShardedSampler, StopSignals, atomic_save, env_world_size, gather, latest_checkpoint,
+                               load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state, rng_state, run_session, save_checkpoint,
+                               seed_everything, set_rng_state, setup_distributed, stop_if_asked, unwrap, worker_init_fn)
+from .trainer import (CPU_BF16_REFUSED, DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig,
+                                config_from_preset, LRSchedule, NonFiniteLossError, load_backbones, param_digest, resolve_precision)
 from .weights import load_pretrained, source_problem
 from .evaluation import labels_csv_splits
 
@@ -46,14 +45,16 @@ __all__ = ['OFFICIAL_FINETUNE', 'FINETUNE_PRESETS', 'REPRODUCTIONS', 'PAPER_SAYS
            'load_finetuned', 'build_parser', 'main']
 
 # %% ../nbs/08_finetune.ipynb #73c232cf
+_f = option  # crisscross.config.option: default, help, choices, bounds
+
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Config):
     "Every fine-tuning hyper-parameter, flat; the defaults are our UCF101 protocol (`ours-8f`); the official ones are presets."
     # what is fine-tuned
     checkpoint: str = _f("random", "released weights (.pth.tar.zip or a zoo name such as kinetics_400/video), backbones.pt or a pretraining checkpoint to start from, or 'random' (a fresh backbone of width x depth)")
     modality: str = _f("auto", "which backbone: video, audio, or auto (the data set's own: video for UCF101/HMDB51, audio for ESC-50/DCASE)")
-    width: int = _f(64, "backbone width when checkpoint='random' (a checkpoint brings its own shape)")
-    depth: int = _f(2, "residual blocks per stage when checkpoint='random'")
+    width: int = _f(64, "backbone width when checkpoint='random' (a checkpoint brings its own shape)", low=1)
+    depth: int = _f(2, "residual blocks per stage when checkpoint='random'", low=1)
     video_clip_norm: bool = _f(False, "when checkpoint='random': a video backbone that standardises each clip first (see crisscross.encoders)")
     pool: str = _f("max", "global pooling of conv5x before the head: max (official fine-tuning) or avg (as in pretraining)")
     dropout: float = _f(0.5, "dropout before the linear head (our choice; official: 0, or 0.1/0.5 with the AudioSet weights)")
@@ -61,16 +62,16 @@ class FinetuneConfig:
     # data
     dataset: str = _f("ucf101", "a key of FINETUNE_DATASETS: ucf101, hmdb51, esc50, dcase2013, embedded, csv")
     data_root: str = _f("", "root folder of the data set ('' for embedded: its default place)")
-    split: int = _f(1, "official split (UCF101, HMDB51: 1-3) or test fold (ESC-50, DCASE: 1-5); 0: every split in turn, averaged")
+    split: int = _f(1, "official split (UCF101, HMDB51: 1-3) or test fold (ESC-50, DCASE: 1-5); 0: every split in turn, averaged", low=0)
     val_fraction: float = _f(0.1, "share of each class's training files held out to choose the epoch, when the data set has no val split (our choice)")
-    frames: int = _f(8, "video frames per clip (the paper: 8 or 32)")
-    size: int = _f(224, "video crop size in pixels")
+    frames: int = _f(8, "video frames per clip (the paper: 8 or 32)", low=1)
+    size: int = _f(224, "video crop size in pixels", low=1)
     fps: float = _f(16.0, "video frame rate")
     audio_seconds: float = _f(2.0, "audio seconds per clip (ESC-50: 2 s, DCASE: 1 s)")
-    clips_per_video: int = _f(1, "random training clips drawn per file in one epoch (official: 10)")
+    clips_per_video: int = _f(1, "random training clips drawn per file in one epoch (official: 10)", low=1)
     augment: str = _f("full", "training augmentation: full (crisscross.transforms' pretraining augmentation), official (the official fine-tuning's: no blur, jitter always), light (crop and flip; volume and time resize), none")
-    val_clips: int = _f(10, "uniformly spaced clips per validation file, softmax averaged")
-    test_clips: int = _f(10, "uniformly spaced clips per test file, softmax averaged (paper: 10; DCASE: 60)")
+    val_clips: int = _f(10, "uniformly spaced clips per validation file, softmax averaged", low=1)
+    test_clips: int = _f(10, "uniformly spaced clips per test file, softmax averaged (paper: 10; DCASE: 60)", low=1)
     # optimisation
     optimizer: str = _f("sgd", "sgd (the paper) or adam")
     lr: float = _f(5e-3, "peak lr, reached after the warm-up (our choice); the step schedule's starting lr")
@@ -82,23 +83,23 @@ class FinetuneConfig:
     warmup_epochs: float = _f(1.0, "epochs of linear warm-up (our choice)")
     weight_decay: float = _f(1e-4, "L2 weight decay of the weights (batch-norm and bias parameters have none; our choice)")
     momentum: float = _f(0.9, "SGD momentum (Adam: beta1)")
-    batch_size: int = _f(32, "global batch: clips per optimiser step over all processes (our choice)")
-    eval_batch_size: int = _f(8, "files per forward pass in validation and test, per process (each brings all its clips)")
-    epochs: int = _f(20, "epochs (the paper: 20)")
-    patience: int = _f(0, "stop after this many epochs without a better validation top-1 (0: run every epoch); the best epoch is chosen either way")
+    batch_size: int = _f(32, "global batch: clips per optimiser step over all processes (our choice)", low=1)
+    eval_batch_size: int = _f(8, "files per forward pass in validation and test, per process (each brings all its clips)", low=1)
+    epochs: int = _f(20, "epochs (the paper: 20)", low=1)
+    patience: int = _f(0, "stop after this many epochs without a better validation top-1 (0: run every epoch); the best epoch is chosen either way", low=0)
     refit: bool = _f(True, "after choosing the epoch on validation, train afresh on train + val for that many epochs and test that model (the headline)")
-    max_steps: int = _f(0, "stop after this many optimiser steps (0: no limit); the schedule still spans all epochs")
+    max_steps: int = _f(0, "stop after this many optimiser steps (0: no limit); the schedule still spans all epochs", low=0)
     # hardware
     device: str = _f("auto", "auto (CUDA when available), cuda or cpu")
     precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16; bf16 and fp16 on CUDA only")
     sync_bn: bool = _f(True, "SyncBatchNorm across processes (CUDA only)")
-    num_workers: int = _f(8, "DataLoader worker processes per rank")
-    cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default)")
+    num_workers: int = _f(8, "DataLoader worker processes per rank", low=0)
+    cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default)", low=0)
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms (bitwise-repeatable runs)")
-    seed: int = _f(0, "seed of the head, the data order, the validation split and every RNG")
+    seed: int = _f(0, "seed of the head, the data order, the validation split and every RNG", low=0)
     # bookkeeping
-    ckpt_every: int = _f(0, "also checkpoint every this many steps (0: only at epoch ends)")
-    keep_last: int = _f(2, "checkpoints kept")
+    ckpt_every: int = _f(0, "also checkpoint every this many steps (0: only at epoch ends)", low=0)
+    keep_last: int = _f(2, "checkpoints kept", low=1)
     progress: bool = _f(True, "tqdm progress bar per epoch")
     resume: bool = _f(True, "continue from the latest checkpoint in out_dir")
 
@@ -131,17 +132,15 @@ FINETUNE_PRESETS = {
 }
 REPRODUCTIONS = tuple(k for k in FINETUNE_PRESETS if k.startswith(("ucf101-", "hmdb51-")))
 
+FinetuneConfig.PRESETS = FINETUNE_PRESETS
+
 def finetune_config(preset: str = "ours-8f", **overrides) -> FinetuneConfig:
     "The FinetuneConfig of `preset` (see `FINETUNE_PRESETS`) with `overrides` applied; unknown names are refused."
-    if preset not in FINETUNE_PRESETS: raise ValueError(f"unknown preset {preset!r}: choose one of {tuple(FINETUNE_PRESETS)}")
-    check_field_names(FinetuneConfig, overrides)
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}  # tuples from the command line come as lists
-    return FinetuneConfig(**{**FINETUNE_PRESETS[preset], **overrides})
+    return FinetuneConfig.from_preset(preset, **overrides)   # tuples from the command line come as lists: made tuples
 
 def finetune_config_from_dict(d: dict) -> FinetuneConfig:
     "Rebuild a FinetuneConfig from its plain-dict form (as stored in checkpoints and metrics.json)."
-    check_field_names(FinetuneConfig, d)
-    return FinetuneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    return FinetuneConfig.from_dict(d)
 
 # %% ../nbs/08_finetune.ipynb #ef4a7fc5
 PAPER_SAYS = dict(epochs="20", optimizer="SGD", frames="8 or 32", size="224", fps="16", test_clips="10, softmax averaged")  # its text; silent on the rest
@@ -229,23 +228,14 @@ SCHEDULES = ("cosine", "step")
 HEAD_INITS = ("normal", "orthogonal")
 POOLS = ("max", "avg")
 MODALITIES = ("auto", "video", "audio")
-_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "tuple": tuple}
-
 def check_finetune_config(cfg: FinetuneConfig, world_size: int = 1) -> FinetuneConfig:
     "Validate `cfg` for a run on `world_size` processes before any compute; returns it unchanged."
     if not isinstance(cfg, FinetuneConfig): raise TypeError(f"expected a FinetuneConfig, got {type(cfg).__name__}")
-    errs = []
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        if not isinstance(v, _TYPES[f.type]) or (f.type in ("int", "float") and isinstance(v, bool)):
-            errs.append(f"{f.name}={v!r} must be of type {f.type} (default {f.default!r})")
+    errs = type_problems(cfg)
     if errs: raise ValueError("invalid FinetuneConfig:\n  " + "\n  ".join(errs))
+    errs = value_problems(cfg)   # finite floats; the bounds declared beside the fields
     def need(ok, msg):
         if not ok: errs.append(msg)
-    for k in ("width", "depth", "frames", "size", "val_clips", "test_clips", "batch_size", "eval_batch_size", "epochs", "keep_last", "clips_per_video"):
-        need(getattr(cfg, k) >= 1, f"{k}={getattr(cfg, k)} must be a positive integer")
-    for k in ("split", "patience", "max_steps", "ckpt_every", "num_workers", "cpu_threads", "seed"):
-        need(getattr(cfg, k) >= 0, f"{k}={getattr(cfg, k)} must be >= 0")
     for k in ("fps", "lr", "gamma"): need(getattr(cfg, k) > 0, f"{k}={getattr(cfg, k)} must be > 0")
     need(all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in cfg.milestones) and list(cfg.milestones) == sorted(set(cfg.milestones)),
          f"milestones={cfg.milestones} must be increasing positive epochs, e.g. (6, 10, 14)")
@@ -341,7 +331,7 @@ def build_backbone(cfg: FinetuneConfig, modality: str) -> Backbone:
 def predict(model: nn.Module, dataset, batch_size: int = 8, device="cpu", amp_dtype=None, num_workers: int = 0,
             env: DistEnv | None = None, progress: bool = False) -> torch.Tensor:
     "Softmax of every clip, (files, clips, classes), of a LabelledClips `dataset` in eval mode; shared out over DDP ranks."
-    model = _unwrap(model); was_training = model.training; model.eval()
+    model = unwrap(model); was_training = model.training; model.eval()
     device = torch.device(device)
     rank, world = (env.rank, env.world_size) if env is not None else (0, 1)
     out = torch.zeros(len(dataset), dataset.clips, model.head.out_features, dtype=torch.float64, device=device)
@@ -433,18 +423,10 @@ def build_schedule(cfg: FinetuneConfig, steps_per_epoch: int):
 FT_RESUME_MAY_CHANGE = ("max_steps", "num_workers", "cpu_threads", "ckpt_every", "keep_last", "progress", "resume", "data_root",
                         "device", "deterministic", "eval_batch_size", "refit")  # refit: a finished selection can be refit later
 
-def _check_resumable(saved: dict, cfg: FinetuneConfig, path: Path):
-    "Refuse to continue a run whose checkpoint was made with different settings."
-    now = asdict(cfg)
-    diff = {k: (saved.get(k), now[k]) for k in now if k not in FT_RESUME_MAY_CHANGE and saved.get(k) != now[k]}
-    if diff:
-        raise ValueError(f"{path} was written by a run with different settings {{field: (saved, now)}} = {diff}: use the same settings "
-                         "to resume, another out_dir to start afresh, or resume=False after removing the checkpoints")
-
 def _sync_buffers(model: nn.Module, env: DistEnv):
     "Give every rank rank 0's batch-norm statistics (DDP keeps parameters equal, not running statistics)."
     if env.distributed:
-        for b in _unwrap(model).buffers(): dist.broadcast(b, 0)
+        for b in unwrap(model).buffers(): dist.broadcast(b, 0)
 
 def _index(paths: list, env: DistEnv, progress: bool):
     "Probe the files once: rank 0 first (it writes the cache), then the other ranks (they read it)."
@@ -489,8 +471,8 @@ def _phase_summary(phase: dict, files: int, env: DistEnv) -> dict:
 def _write_outputs(metrics: dict, model: nn.Module, test_probs: torch.Tensor, test_ds, cfg: FinetuneConfig, out_dir: Path):
     "finetuned.pt (the headline model), test_predictions.pt, metrics.json and curves.png; then the test line."
     m, test, chosen = metrics, metrics["test"], metrics["test_validation_chosen"]
-    atomic_save(dict(model=_unwrap(model).state_dict(), n_classes=m["n_classes"], modality=m["modality"], class_names=m["class_names"],
-                     backbone_args=backbone_shape(_unwrap(model).backbone), pool=cfg.pool, dropout=cfg.dropout, epoch=m["chosen_epoch"],
+    atomic_save(dict(model=unwrap(model).state_dict(), n_classes=m["n_classes"], modality=m["modality"], class_names=m["class_names"],
+                     backbone_args=backbone_shape(unwrap(model).backbone), pool=cfg.pool, dropout=cfg.dropout, epoch=m["chosen_epoch"],
                      headline=m["headline"], config=asdict(cfg), version=crisscross.__version__), m["finetuned"])
     atomic_save(dict(probs=test_probs.mean(1).float(), clip_predictions=test_probs.argmax(-1), labels=test_ds.labels,
                      paths=[it.path for it in test_ds.items], class_names=m["class_names"]), m["test_predictions"])
@@ -507,13 +489,7 @@ def _write_json(obj, path: Path):
 # %% ../nbs/08_finetune.ipynb #12642d62
 def _resume(ckpt_dir: Path, cfg: FinetuneConfig):
     "The latest checkpoint's state in `ckpt_dir` (None when there is none), checked against `cfg`."
-    resume_from = latest_checkpoint(ckpt_dir)
-    if resume_from is not None and not cfg.resume:
-        raise FileExistsError(f"{ckpt_dir} already holds checkpoints (latest {resume_from.name}) and resume=False: "
-                              "resume (resume=True), or choose another out_dir")
-    state = load_checkpoint(resume_from) if resume_from is not None else None
-    if state is not None: _check_resumable(state["config"], cfg, resume_from)
-    return state, resume_from
+    return resume_state(ckpt_dir, asdict(cfg), cfg.resume, FT_RESUME_MAY_CHANGE)
 
 def _phase_model(cfg: FinetuneConfig, n_classes: int, modality: str, steps_per_epoch: int, env: DistEnv) -> tuple:
     "A fresh classifier on the device, its optimiser, schedule and grad scaler, the precision and the autocast dtype."
@@ -539,8 +515,18 @@ def _restore(state, cfg, phase, model, optimizer, schedule, scaler, steps_per_ep
     else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
     return epoch, epoch_step, step, state["stopped"], _rows(state["step_log"]), state["epoch_log"], state["best"], state["best_model"]
 
+def _phase_banner(cfg: FinetuneConfig, model, train_ds, val_ds, n_classes: int, modality: str, stop_epoch: int, steps_per_epoch: int,
+                  precision: str, env: DistEnv) -> str:
+    "The line a phase starts with: which backbone, which data, how many steps, on what."
+    source = "random init" if cfg.checkpoint == "random" else cfg.checkpoint
+    what = (f"{len(train_ds)} train clips / {len(val_ds)} val files" if val_ds is not None
+            else f"refit on train + val ({len(train_ds)} clips) for the chosen {stop_epoch} epochs")
+    return (f"fine-tuning the {modality} backbone ({source}, {count_parameters(model):,} parameters with the head) on {cfg.dataset} "
+            f"split {cfg.split}: {what}, {n_classes} classes; {steps_per_epoch} steps/epoch, global batch {cfg.batch_size} = "
+            f"{env.world_size} x {cfg.batch_size // env.world_size}, {precision} on {env.device}")
+
 def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: int, modality: str, ckpt_dir: Path, stop_epoch: int,
-                 env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
+                 env: DistEnv, cleanup: contextlib.ExitStack, stop: StopSignals) -> dict:
     "Train `phase` ('select': validate each epoch, keep the best; 'refit': no validation) up to `stop_epoch`, resumably in `ckpt_dir`."
     cuda, main = env.device.type == "cuda", env.is_main
     state, resume_from = _resume(ckpt_dir, cfg)
@@ -556,17 +542,11 @@ def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: i
     if cuda and not cfg.deterministic: torch.backends.cudnn.benchmark = True
     if main:
         ckpt_dir.mkdir(parents=True, exist_ok=True); remove_stale_tmp(ckpt_dir)
-        source = "random init" if cfg.checkpoint == "random" else cfg.checkpoint
-        what = (f"{len(train_ds)} train clips / {len(val_ds)} val files" if val_ds is not None
-                else f"refit on train + val ({len(train_ds)} clips) for the chosen {stop_epoch} epochs")
-        if state is None:
-            print(f"fine-tuning the {modality} backbone ({source}, {count_parameters(model):,} parameters with the head) on {cfg.dataset} "
-                  f"split {cfg.split}: {what}, {n_classes} classes; {steps_per_epoch} steps/epoch, global batch {cfg.batch_size} = "
-                  f"{env.world_size} x {per_rank}, {precision} on {env.device}", flush=True)
+        if state is None: print(_phase_banner(cfg, model, train_ds, val_ds, n_classes, modality, stop_epoch, steps_per_epoch, precision, env), flush=True)
         else: print(f"resuming {phase} from {resume_from} (epoch {epoch + 1}, step {step})", flush=True)
 
     def checkpoint():
-        rngs = _gather(rng_state(), env)
+        rngs = gather(rng_state(), env)
         if not main: return None
         return save_checkpoint(dict(
             model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(),
@@ -576,6 +556,8 @@ def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: i
 
     reached = lambda: bool(cfg.max_steps) and step >= cfg.max_steps
     saved_at = step if state is not None else -1
+    stop_here = lambda: stop_if_asked(stop, env, step, saved_at, checkpoint, ckpt_dir)   # SIGTERM / SIGUSR1: finish the step, save, exit
+    stop_here()
     evaluate = lambda ds: dense_scores(predict(model, ds, cfg.eval_batch_size, env.device, amp_dtype, cfg.num_workers, env), ds.labels)
     while epoch < stop_epoch and not reached() and not stopped:
         sampler.set_epoch(epoch, start_index=epoch_step * per_rank)
@@ -621,24 +603,25 @@ def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: i
                 bar.close()
                 if main: print(_epoch_line(summary, stop_epoch, step, phase), flush=True)
                 if main and stopped: print(f"early stop: no better validation top-1 for {cfg.patience} epochs (best: epoch {best['epoch']})")
+            stop_here()
         bar.close()
         del batches, loader
         if epoch_step == steps_per_epoch: epoch, epoch_step = epoch + 1, 0
     if saved_at != step: checkpoint()   # stopped by max_steps between checkpoints
     _sync_buffers(model, env)
-    digests = _gather(param_digest(model), env)
+    digests = gather(param_digest(model), env)
     return dict(model=model, best=best, best_state=best_state, epoch=epoch, epoch_log=epoch_log, step_log=step_log, step=step,
                 steps_per_epoch=steps_per_epoch, stopped=stopped, complete=epoch >= stop_epoch or stopped, digests=digests,
                 precision=precision, amp_dtype=amp_dtype, checkpoint=str(latest_checkpoint(ckpt_dir)) if main else None)
 
-def _finetune_split(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
+def _finetune_split(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: contextlib.ExitStack, stop: StopSignals) -> dict:
     t_start, main, k = time.perf_counter(), env.is_main, cfg.clips_per_video
     modality, splits = resolve_modality(cfg), make_splits(cfg)
     index = _index([it.path for it in splits.train + splits.val], env, cfg.progress)   # the test files: not even probed until the test
     train_ds, val_ds = training_clips(splits.train, modality, cfg, index), eval_clips(splits.val, modality, cfg, cfg.val_clips, index)
     if main: out_dir.mkdir(parents=True, exist_ok=True); (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
     reads = [dict(phase="select", files=_paths(train_ds, val_ds))]
-    select = _train_phase(cfg, "select", train_ds, val_ds, splits.n_classes, modality, out_dir / "checkpoints", cfg.epochs, env, cleanup)
+    select = _train_phase(cfg, "select", train_ds, val_ds, splits.n_classes, modality, out_dir / "checkpoints", cfg.epochs, env, cleanup, stop)
     chosen = select["best"]["epoch"]
     if select["best_state"] is not None: select["model"].load_state_dict(select["best_state"])
     elif main: print("no epoch was completed: testing the last weights (choosing an epoch needs at least one validation pass)")
@@ -646,7 +629,7 @@ def _finetune_split(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: c
     if cfg.refit and chosen and select["complete"]:   # the epoch is chosen: train again on every training file, as long
         refit_ds = training_clips(splits.train + splits.val, modality, cfg, index)
         reads.append(dict(phase="refit", files=_paths(refit_ds)))
-        refit = _train_phase(cfg, "refit", refit_ds, None, splits.n_classes, modality, out_dir / "refit" / "checkpoints", chosen, env, cleanup)
+        refit = _train_phase(cfg, "refit", refit_ds, None, splits.n_classes, modality, out_dir / "refit" / "checkpoints", chosen, env, cleanup, stop)
     refitted = refit is not None and refit["complete"]
 
     # the test split, read once training is over: the refit model (the headline) and the validation-chosen one beside it
@@ -668,7 +651,7 @@ def _finetune_split(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: c
                    refit=None if refit is None else _phase_summary(refit, len(refit_ds) // k, env), reads=reads,
                    steps=select["step"], steps_per_epoch=select["steps_per_epoch"], stopped_early=select["stopped"],
                    stopped_at_max_steps=select["epoch"] < cfg.epochs and not select["stopped"], world_size=env.world_size, precision=select["precision"],
-                   backbone=dict(source=cfg.checkpoint, **backbone_shape(_unwrap(headline).backbone), pool=cfg.pool),
+                   backbone=dict(source=cfg.checkpoint, **backbone_shape(unwrap(headline).backbone), pool=cfg.pool),
                    param_sha256=select["digests"][env.rank], replica_param_sha256=select["digests"], replicas_identical=len(set(select["digests"])) == 1,
                    chosen_param_sha256=param_digest(select["model"]), finetuned_param_sha256=param_digest(headline),
                    checkpoint=select["checkpoint"], finetuned=str(finetuned), test_predictions=str(predictions), curves=str(out_dir / "curves.png"),
@@ -718,28 +701,22 @@ def finetune(cfg: FinetuneConfig, out_dir="runs/finetune") -> dict:
     cfg = check_finetune_config(cfg, env_world_size())
     env = setup_distributed(cfg.device)
     out_dir = Path(out_dir)
-    deterministic_before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    threads_before = torch.get_num_threads()
-    try:
-        if cfg.cpu_threads: torch.set_num_threads(cfg.cpu_threads)
-        if cfg.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
-        with contextlib.ExitStack() as cleanup:
-            if cfg.split: return _finetune_split(cfg, out_dir, env, cleanup)
-            t0, n = time.perf_counter(), FINETUNE_DATASETS[cfg.dataset].splits
-            runs = [_finetune_split(dataclasses.replace(cfg, split=k), out_dir / f"split-{k}", env, cleanup) for k in range(1, n + 1)]
-            summary = dict(summarise_splits(runs, cfg), runs=runs, seconds=time.perf_counter() - t0, config=asdict(cfg),
-                           world_size=env.world_size, version=crisscross.__version__, curves=str(out_dir / "curves.png"))
-            if env.is_main:
-                _write_json(summary, out_dir / "metrics.json"); plot_curves(summary, out_dir / "curves.png")
-                s = summary["test_top1"]
-                print(f"{cfg.dataset}, {n} splits: test top-1 {s['mean']:.4f} +- {s['std']:.4f} (min {s['min']:.4f}, max {s['max']:.4f})")
-            return summary
-    finally:
-        if cfg.deterministic: torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
-        if cfg.cpu_threads: torch.set_num_threads(threads_before)
-        if env.owns_group: dist.destroy_process_group()
+    return run_session(cfg, env, lambda cleanup: _finetune_run(cfg, out_dir, env, cleanup))
+
+def _finetune_run(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
+    "The body of `finetune`: one split, or each split in turn and their summary; stops at a step on SIGTERM / SIGUSR1."
+    if env.is_main: cleanup.enter_context(lock_out_dir(out_dir))  # one run per out_dir, until this process ends
+    stop = cleanup.enter_context(StopSignals())
+    if cfg.split: return _finetune_split(cfg, out_dir, env, cleanup, stop)
+    t0, n = time.perf_counter(), FINETUNE_DATASETS[cfg.dataset].splits
+    runs = [_finetune_split(dataclasses.replace(cfg, split=k), out_dir / f"split-{k}", env, cleanup, stop) for k in range(1, n + 1)]
+    summary = dict(summarise_splits(runs, cfg), runs=runs, seconds=time.perf_counter() - t0, config=asdict(cfg),
+                   world_size=env.world_size, version=crisscross.__version__, curves=str(out_dir / "curves.png"))
+    if env.is_main:
+        _write_json(summary, out_dir / "metrics.json"); plot_curves(summary, out_dir / "curves.png")
+        s = summary["test_top1"]
+        print(f"{cfg.dataset}, {n} splits: test top-1 {s['mean']:.4f} +- {s['std']:.4f} (min {s['min']:.4f}, max {s['max']:.4f})")
+    return summary
 
 def load_finetuned(path, map_location="cpu") -> Classifier:
     "Rebuild the fine-tuned Classifier (chosen epoch, eval mode) from `finetuned.pt`."
@@ -757,7 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="ours-8f", choices=tuple(FINETUNE_PRESETS), help="starting configuration (default: ours-8f; the official runs: ucf101-8f, hmdb51-32f, ...)")
     p.add_argument("--out-dir", default="runs/finetune", help="checkpoints, metrics.json, curves.png, finetuned.pt (default: runs/finetune)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and read the split's file lists, then exit")
-    add_field_flags(p.add_argument_group("FinetuneConfig fields", "override the preset; the defaults shown are ours-8f's"), FinetuneConfig)
+    FinetuneConfig.add_flags(p.add_argument_group("FinetuneConfig fields", "override the preset; the defaults shown are ours-8f's"))
     return p
 
 def main(argv: list | None = None) -> dict:

@@ -18,17 +18,9 @@ from .trainer import (PRESETS, TrainConfig, check_config, check_out_dir, config_
 __all__ = ['add_field_flags', 'build_parser', 'main', 'launch']
 
 # %% ../nbs/06a_pretrain_cli.ipynb #0f1706e6
-_PARSE = {"int": int, "float": float, "str": str}
-
 def add_field_flags(group, config_cls):
-    "One flag per field of the dataclass `config_cls` in argparse `group`, absent unless given (so only those override a preset)."
-    for f in fields(config_cls):
-        flag, text = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (paper: {f.default!r})"
-        if f.type == "bool": group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
-        elif f.type == "tuple":  # elements parse as the default's do: names for --terms, numbers for --crop-scale
-            kind = type(f.default[0])
-            group.add_argument(flag, nargs="+", type=kind, default=argparse.SUPPRESS, metavar="NAME" if kind is str else kind.__name__.upper(), help=text)
-        else: group.add_argument(flag, type=_PARSE[f.type], default=argparse.SUPPRESS, metavar=f.type.upper(), help=text)
+    "One flag per field of the config class `config_cls` in argparse `group`, absent unless given (so only those override a preset)."
+    config_cls.add_flags(group)
 
 def build_parser() -> argparse.ArgumentParser:
     "Flags `--preset`, `--out-dir`, `--dry-run`, and one per TrainConfig field (only those given override the preset)."

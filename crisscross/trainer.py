@@ -27,38 +27,37 @@ from .samplers import check_relaxation
 from .transforms import VideoAugment
 from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
 from .synthetic import ensure_embedded, open_embedded
+from .config import Config, check_field_names, option, type_problems, value_problems
+from .engine import (CKPT_RE, LOCK_NAME, PREEMPT_SIGNALS, DistEnv, OutDirBusyError, Preempted, ShardedSampler, StopSignals,
+                               _use_cuda, atomic_save, check_out_dir, env_world_size, gather, latest_checkpoint, list_checkpoints,
+                               load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state, rng_state, run_session, save_checkpoint,
+                               seed_everything, set_rng_state, setup_distributed, stop_if_asked, unwrap, worker_init_fn)
 from .data import collate_views, prepare_views  # the device-side augmentation of decode-only batches
 
 
 # %% auto #0
 __all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED',
-           'DEVICES', 'CKPT_RE', 'PREEMPT_SIGNALS', 'LOCK_NAME', 'RESUME_MAY_CHANGE', 'EXCLUDED_NAME', 'TrainConfig',
-           'pretrain_augments', 'check_field_names', 'config_from_preset', 'config_from_dict', 'mel_frames',
-           'RandomViews', 'DatasetEntry', 'make_dataset', 'env_world_size', 'resolve_precision', 'check_config',
-           'ShardedSampler', 'worker_init_fn', 'seed_everything', 'rng_state', 'set_rng_state', 'LARC', 'backbone_args',
-           'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine', 'LRSchedule', 'atomic_save',
-           'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'remove_stale_tmp', 'DistEnv',
-           'setup_distributed', 'Preempted', 'StopSignals', 'OutDirBusyError', 'check_out_dir', 'lock_out_dir',
-           'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views', 'param_digest',
-           'pack_step_log', 'unpack_step_log', 'train', 'PoisonedViews']
+           'DEVICES', 'RESUME_MAY_CHANGE', 'EXCLUDED_NAME', 'TrainConfig', 'pretrain_augments', 'config_from_preset',
+           'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset', 'resolve_precision',
+           'check_config', 'LARC', 'backbone_args', 'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine',
+           'LRSchedule', 'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views',
+           'param_digest', 'pack_step_log', 'unpack_step_log', 'pretrain_step', 'train', 'PoisonedViews']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
-def _f(default, help: str):
-    "A dataclass field with a default and a help text (shown by `python -m crisscross.pretrain --help`)."
-    return dataclasses.field(default=default, metadata={"help": help})
+_f = option  # the short name the config classes use (crisscross.config.option: default, help, choices, bounds)
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Config):
     "Every pretraining hyper-parameter, flat; the defaults are the paper's Kinetics-400 run."
     # model
-    width: int = _f(64, "channels of the first backbone stage (stages double it)")
-    depth: int = _f(2, "residual blocks per backbone stage")
-    proj_dim: int = _f(2048, "projector width (dimension of z and p)")
-    pred_hidden: int = _f(512, "predictor bottleneck width")
+    width: int = _f(64, "channels of the first backbone stage (stages double it)", low=1)
+    depth: int = _f(2, "residual blocks per backbone stage", low=1)
+    proj_dim: int = _f(2048, "projector width (dimension of z and p)", low=1)
+    pred_hidden: int = _f(512, "predictor bottleneck width", low=1)
     video_clip_norm: bool = _f(False, "standardise each video clip by its own mean and std before the video backbone (not in the paper)")
     # inputs: the data set is built from these
-    frames: int = _f(8, "video frames per view")
-    size: int = _f(112, "video crop size (pixels)")
+    frames: int = _f(8, "video frames per view", low=1)
+    size: int = _f(112, "video crop size (pixels)", low=1)
     crop_scale: tuple = _f((0.08, 1.0), "area range of the random resized crop of the video views (fraction of the frame)")
     saturation_jitter: float = _f(0.4, "colour jitter of the video views: saturation factor drawn from 1 +- this")
     hue_jitter: float = _f(0.2, "colour jitter of the video views: hue shift drawn from +- this (turns, at most 0.5)")
@@ -70,10 +69,10 @@ class TrainConfig:
     fps: float = _f(16.0, "video frame rate")
     audio_seconds: float = _f(2.0, "audio seconds per view (2 s -> 80x201 log-mel)")
     relaxation: str = _f("mild", "temporal relaxation of the two views (crisscross.samplers)")
-    clips_per_video: int = _f(5, "clip pairs drawn per video in one epoch")
+    clips_per_video: int = _f(5, "clip pairs drawn per video in one epoch", low=1)
     dataset: str = _f("", "which data set to build (a key of DATASETS); none by default: a run names its data")
     data_root: str = _f("", "root folder of the data set's files")
-    random_clips: int = _f(4096, "number of clips of the generated 'random' data set")
+    random_clips: int = _f(4096, "number of clips of the generated 'random' data set", low=1)
     data_fraction: float = _f(1.0, "share of the data set's videos to pretrain on (a seeded subset, the same share of each class)")
     cache_decoded: bool = _f(False, "decode every clip once, at the start, and keep it in memory (for small collections such as the embedded set)")
     strict: bool = _f(False, "stop at the first unreadable or too short file instead of leaving it out (and naming it)")
@@ -93,25 +92,25 @@ class TrainConfig:
     momentum: float = _f(0.9, "SGD momentum")
     larc_trust: float = _f(1e-3, "LARC trust coefficient")
     larc_clip: bool = _f(True, "LARC clip mode: the adaptive lr never exceeds the scheduled one")
-    batch_size: int = _f(2048, "global batch: clips per optimiser step over all processes")
-    accum_steps: int = _f(1, "gradient accumulation: forward passes per optimiser step")
-    epochs: int = _f(100, "epochs")
-    max_steps: int = _f(0, "stop after this many optimiser steps (0: run all epochs); the schedule still spans all epochs")
+    batch_size: int = _f(2048, "global batch: clips per optimiser step over all processes", low=1)
+    accum_steps: int = _f(1, "gradient accumulation: forward passes per optimiser step", low=1)
+    epochs: int = _f(100, "epochs", low=1)
+    max_steps: int = _f(0, "stop after this many optimiser steps (0: run all epochs); the schedule still spans all epochs", low=0)
     # hardware
     device: str = _f("auto", "auto (CUDA when available), cuda or cpu")
     precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (with a GradScaler); bf16 and fp16 on CUDA only")
     sync_bn: bool = _f(True, "SyncBatchNorm across processes (CUDA only)")
     channels_last: bool = _f(False, "channels_last_3d memory format for the video backbone (CUDA only)")
-    num_workers: int = _f(8, "DataLoader worker processes per rank")
-    augment_on: str = _f("auto", "augment the views in the loader workers ('loader'), or decode only there and augment each batch on the training device ('device'); 'auto': the device on CUDA")
-    cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default, one per core)")
+    num_workers: int = _f(8, "DataLoader worker processes per rank", low=0)
+    augment_on: str = _f("auto", "augment the views in the loader workers ('loader'), or decode only there and augment each batch on the training device ('device'); 'auto': the device on CUDA", choices=("auto", "loader", "device"))
+    cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default, one per core)", low=0)
     deterministic: bool = _f(False, "torch.use_deterministic_algorithms (bitwise-repeatable runs)")
-    seed: int = _f(0, "seed of the model, the data order and every RNG")
+    seed: int = _f(0, "seed of the model, the data order and every RNG", low=0)
     # bookkeeping
-    ckpt_every: int = _f(1000, "checkpoint every this many steps (0: only at epoch ends)")
-    keep_last: int = _f(3, "checkpoints kept")
-    backbones_every: int = _f(10, "also export the backbones to out_dir/backbones/epoch-<E>.pt every this many epochs (0: never)")
-    log_every: int = _f(10, "TensorBoard scalars every this many steps")
+    ckpt_every: int = _f(1000, "checkpoint every this many steps (0: only at epoch ends)", low=0)
+    keep_last: int = _f(3, "checkpoints kept", low=1)
+    backbones_every: int = _f(10, "also export the backbones to out_dir/backbones/epoch-<E>.pt every this many epochs (0: never)", low=0)
+    log_every: int = _f(10, "TensorBoard scalars every this many steps", low=1)
     tensorboard: bool = _f(True, "write TensorBoard scalars under out_dir/tb")
     progress: bool = _f(True, "tqdm progress bar per epoch")
     skip_nonfinite: bool = _f(False, "skip (and count) steps with a non-finite loss instead of stopping")
@@ -150,25 +149,15 @@ def pretrain_augments(cfg: TrainConfig) -> dict:
     return dict(video_augment=video, audio_augment=AudioAugment(freq_scale=(0.6, 1.5) if cfg.audio_resize_crop == "freq_time" else None),
                 augment_on=cfg.augment_on)
 
-def check_field_names(config_cls, keys):
-    "Refuse names that are not fields of the dataclass `config_cls`, listing the valid ones (and the closest match)."
-    valid = [f.name for f in fields(config_cls)]
-    unknown = [k for k in keys if k not in valid]
-    if unknown:
-        hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
-        hint = "; ".join(f"{k!r}: did you mean {h[0]!r}?" for k, h in hints.items() if h)
-        raise ValueError(f"unknown {config_cls.__name__} field(s) {unknown}{' (' + hint + ')' if hint else ''}; valid fields are {valid}")
+TrainConfig.PRESETS = PRESETS
 
 def config_from_preset(name: str = "paper", **overrides) -> TrainConfig:
     "The TrainConfig of preset `name` (see `PRESETS`) with `overrides` applied; unknown names are refused."
-    if name not in PRESETS: raise ValueError(f"unknown preset {name!r}: choose one of {tuple(PRESETS)}")
-    check_field_names(TrainConfig, overrides)
-    return TrainConfig(**{**PRESETS[name], **overrides})
+    return TrainConfig.from_preset(name, **overrides)
 
 def config_from_dict(d: dict) -> TrainConfig:
     "Rebuild a TrainConfig from its plain-dict form (as stored in checkpoints and config.json)."
-    check_field_names(TrainConfig, d)
-    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    return TrainConfig.from_dict(d)
 
 # %% ../nbs/06_trainer.ipynb #85b08045
 def mel_frames(audio_seconds: float, hop_seconds: float = 0.01) -> int:
@@ -261,21 +250,12 @@ CPU_BF16_REFUSED = ("precision='bf16' on the CPU is refused: PyTorch 2.11's CPU 
                     "memory (NaN gradients whenever freed memory held NaN); use 'fp32' (the CPU default) or run on CUDA")
 DEVICES = ("auto", "cpu", "cuda")
 
-def env_world_size() -> int:
-    "Number of processes of this run: the process group's size, else torchrun's WORLD_SIZE, else 1."
-    if dist.is_available() and dist.is_initialized(): return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-def _use_cuda(device: str) -> bool: return device == "cuda" or (device == "auto" and torch.cuda.is_available())
-
 def resolve_precision(cfg: TrainConfig) -> str:
     "The precision a run uses: `auto` is bf16 on CUDA and fp32 on CPU."
     if cfg.precision != "auto": return cfg.precision
     return "bf16" if _use_cuda(cfg.device) else "fp32"
 
 # %% ../nbs/06_trainer.ipynb #6a91c6c5
-_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "tuple": (tuple, list)}
-
 def _data_problems(cfg: TrainConfig) -> list:
     "What is wrong with the data set the config names: no name, an unknown one, a missing root, windows that cannot fit."
     if not cfg.dataset:
@@ -297,21 +277,11 @@ def _data_problems(cfg: TrainConfig) -> list:
 def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     "Validate `cfg` for a run on `world_size` processes before any compute; returns it with `terms` as a tuple."
     if not isinstance(cfg, TrainConfig): raise TypeError(f"expected a TrainConfig, got {type(cfg).__name__}")
-    errs = []
-    for f in fields(cfg):
-        v, want = getattr(cfg, f.name), _TYPES[f.type]
-        if not isinstance(v, want) or (f.type in ("int", "float") and isinstance(v, bool)):
-            errs.append(f"{f.name}={v!r} must be of type {f.type} (default {f.default!r})")
+    errs = type_problems(cfg, lists_ok=True)
     if errs: raise ValueError("invalid TrainConfig:\n  " + "\n  ".join(errs))
-    errs += [f"{f.name}={getattr(cfg, f.name)} must be a finite number" for f in fields(cfg)
-             if f.type == "float" and not math.isfinite(getattr(cfg, f.name))]
+    errs = value_problems(cfg)   # finite floats; the bounds declared beside the fields
     def need(ok, msg):
         if not ok: errs.append(msg)
-    for k in ("width", "depth", "proj_dim", "pred_hidden", "frames", "size", "clips_per_video", "random_clips",
-              "batch_size", "accum_steps", "epochs", "keep_last", "log_every"):
-        need(getattr(cfg, k) >= 1, f"{k}={getattr(cfg, k)} must be a positive integer")
-    for k in ("max_steps", "ckpt_every", "num_workers", "cpu_threads", "seed", "backbones_every"):
-        need(getattr(cfg, k) >= 0, f"{k}={getattr(cfg, k)} must be >= 0")
     need(0 < cfg.data_fraction <= 1, f"data_fraction={cfg.data_fraction} must be in (0, 1]: the share of the videos to pretrain on")
     lo_hi = tuple(cfg.crop_scale)
     need(len(lo_hi) == 2 and all(isinstance(v, (int, float)) for v in lo_hi) and 0 < lo_hi[0] <= lo_hi[1] <= 1,
@@ -354,65 +324,6 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
     errs += _data_problems(cfg)
     if errs: raise ValueError("invalid TrainConfig:\n  " + "\n  ".join(errs))
     return dataclasses.replace(cfg, terms=terms)
-
-# %% ../nbs/06_trainer.ipynb #35609e22
-class ShardedSampler(Sampler):
-    "This rank's share of each global batch of a seeded per-epoch permutation; `start_index` resumes mid-epoch."
-    def __init__(self, n: int, batch_size: int, world_size: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
-        if batch_size % world_size: raise ValueError(f"batch_size={batch_size} is not divisible by world_size={world_size}")
-        if not 0 <= rank < world_size: raise ValueError(f"rank={rank} must lie in [0, {world_size})")
-        self.n, self.batch_size, self.world_size, self.rank, self.seed, self.shuffle = n, batch_size, world_size, rank, seed, shuffle
-        self.epoch, self.start_index = 0, 0
-
-    @property
-    def steps_per_epoch(self) -> int: return self.n // self.batch_size
-    @property
-    def per_rank(self) -> int: return self.batch_size // self.world_size
-
-    def set_epoch(self, epoch: int, start_index: int = 0):
-        "Choose the epoch's permutation and skip the first `start_index` of this rank's indices."
-        self.epoch, self.start_index = epoch, start_index
-
-    def epoch_indices(self) -> list:
-        "All of this rank's indices of the current epoch, in order."
-        g = torch.Generator().manual_seed(mix_seed(self.seed, "epoch", self.epoch))
-        order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
-        steps = self.steps_per_epoch
-        return order[:steps * self.batch_size].view(steps, self.world_size, self.per_rank)[:, self.rank].reshape(-1).tolist()
-
-    def __iter__(self): return iter(self.epoch_indices()[self.start_index:])
-    def __len__(self): return self.steps_per_epoch * self.per_rank - self.start_index
-    def state_dict(self) -> dict: return dict(seed=self.seed, epoch=self.epoch, start_index=self.start_index)
-    def load_state_dict(self, d: dict): self.seed, self.epoch, self.start_index = d["seed"], d["epoch"], d["start_index"]
-
-# %% ../nbs/06_trainer.ipynb #112ee801
-def worker_init_fn(worker_id: int):
-    "Seed python `random` and numpy in a DataLoader worker from its torch seed; ignore stop signals (the trainer handles them)."
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed); np.random.seed(seed)
-    for name in ("SIGTERM", "SIGUSR1"): signal.signal(getattr(signal, name), signal.SIG_IGN)
-
-def seed_everything(seed: int):
-    "Seed python `random`, numpy and torch (CPU and CUDA)."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-
-def rng_state() -> dict:
-    "Every global RNG state as tensors, numbers and lists, so a checkpoint holding it loads with `weights_only=True`."
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return dict(python=[version, torch.tensor(internal, dtype=torch.int64), gauss],
-                numpy=[name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-                torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
-
-def set_rng_state(state: dict):
-    "Restore the RNG states `rng_state` captured."
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal.tolist()), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 # %% ../nbs/06_trainer.ipynb #b6474cc5
 class LARC:
@@ -509,181 +420,15 @@ class LRSchedule:
     def state_dict(self) -> dict: return dict(last_step=self.last_step, total_steps=self.total_steps, warmup_steps=self.warmup_steps)
     def load_state_dict(self, state: dict): self.last_step = state["last_step"]
 
-# %% ../nbs/06_trainer.ipynb #d8c1f601
-CKPT_RE = re.compile(r"^ckpt-(\d{8})\.pt$")
-
-def _fsync_dir(folder: Path):
-    if os.name != "posix": return
-    fd = os.open(folder, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def atomic_save(obj, path) -> Path:
-    "torch.save `obj` to `path` atomically: temporary file in the same folder, flush + fsync, os.replace, fsync the folder."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
-    _fsync_dir(path.parent)
-    return path
-
-def list_checkpoints(folder) -> list:
-    "Complete checkpoints in `folder`, oldest first (unfinished temporary files never match)."
-    folder = Path(folder)
-    if not folder.is_dir(): return []
-    return sorted((p for p in folder.iterdir() if CKPT_RE.match(p.name)), key=lambda p: int(CKPT_RE.match(p.name)[1]))
-
-def latest_checkpoint(folder) -> Path | None:
-    "The newest complete checkpoint in `folder`, or None."
-    found = list_checkpoints(folder)
-    return found[-1] if found else None
-
-def save_checkpoint(state: dict, folder, step: int, keep_last: int = 3) -> Path:
-    "Write `state` as `ckpt-<step>.pt` in `folder` atomically, then delete all but the newest `keep_last`."
-    path = atomic_save(state, Path(folder) / f"ckpt-{step:08d}.pt")
-    for old in list_checkpoints(folder)[:-keep_last]: old.unlink(missing_ok=True)
-    return path
-
-_BLOCKED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    "Load a checkpoint (or `backbones.pt`) with `weights_only=True`: tensors, numbers, strings and containers only."
-    try: return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        found = _BLOCKED_GLOBAL.search(str(e))
-        if found:
-            raise RuntimeError(f"{path} holds code objects ({found[1]}), not only tensors and numbers: it will not be loaded, because "
-                               "loading it could run that code. Use a checkpoint that crisscross wrote; if you made this file, save "
-                               "plain data only (tensors, numbers, strings, lists, dicts)") from None
-        raise RuntimeError(f"cannot load checkpoint {path}: it is not a PyTorch checkpoint, or it is damaged: "
-                           "delete it or choose another file") from None
-    except Exception as e:
-        raise RuntimeError(f"cannot load checkpoint {path}: {e}. If it is a truncated file, delete it: complete "
-                           "checkpoints are written atomically and never truncated") from e
-
-def remove_stale_tmp(folder):
-    "Delete temporary files a killed writer left in `folder`."
-    for p in Path(folder).glob(".ckpt-*.tmp-*"): p.unlink(missing_ok=True)
-
-# %% ../nbs/06_trainer.ipynb #421167a1
-class DistEnv(NamedTuple):
-    "Where this process stands: rank, world size, local rank, device, and whether it created the process group."
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-    owns_group: bool
-
-    @property
-    def distributed(self) -> bool: return self.world_size > 1
-    @property
-    def is_main(self) -> bool: return self.rank == 0
-
-def setup_distributed(device: str = "auto") -> DistEnv:
-    "Join the process group torchrun describes in the environment (nccl on CUDA, gloo on CPU), or stay a single process."
-    cuda = _use_cuda(device)
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda: torch.cuda.set_device(local)
-    if dist.is_available() and dist.is_initialized():
-        return DistEnv(dist.get_rank(), dist.get_world_size(), local, torch.device("cuda", local) if cuda else torch.device("cpu"), False)
-    if env_world_size() > 1:
-        missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
-        if missing: raise RuntimeError(f"WORLD_SIZE={env_world_size()} is set but {missing} are not: launch with torchrun")
-        dist.init_process_group("nccl" if cuda else "gloo")
-        return DistEnv(dist.get_rank(), dist.get_world_size(), local, torch.device("cuda", local) if cuda else torch.device("cpu"), True)
-    return DistEnv(0, 1, 0, torch.device("cuda", local) if cuda else torch.device("cpu"), False)
-
-# %% ../nbs/06_trainer.ipynb #76baccfa
-PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1")
-
-class Preempted(SystemExit):
-    "Raised after a stop signal, once every rank finished its step and the checkpoint is written; exit status 128 + signal number."
-    def __init__(self, signum: int, step: int, checkpoint=None):
-        super().__init__(128 + signum)
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
-
-    def __str__(self):
-        return (f"stopped by {signal.Signals(self.signum).name} after step {self.step} (checkpoint {self.checkpoint}), exit status "
-                f"{self.code}: run again with the same out_dir to resume")
-
-class StopSignals:
-    "While entered, SIGTERM and SIGUSR1 only note the signal; `agreed(env)` tells every rank, after a step, whether to stop."
-    def __init__(self, names=PREEMPT_SIGNALS): self.names, self.signum, self._previous = names, 0, {}
-
-    def _note(self, signum, frame): self.signum = self.signum or signum
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # Python runs signal handlers in the main thread only
-            for s in (getattr(signal, n) for n in self.names if hasattr(signal, n)): self._previous[s] = signal.signal(s, self._note)
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self._previous.items(): signal.signal(s, signal.SIG_DFL if handler is None else handler)
-        self._previous = {}
-
-    def agreed(self, env: DistEnv) -> int:
-        "The signal that stops every rank after this step (the largest any rank noted, by an all_reduce), or 0 to go on."
-        if not env.distributed: return self.signum
-        flag = torch.tensor([self.signum], dtype=torch.int64, device=env.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return int(flag.item())
-
-# %% ../nbs/06_trainer.ipynb #6a026b2b
-LOCK_NAME = ".crisscross-run.lock"
-
-class OutDirBusyError(RuntimeError):
-    "Another live run holds the out_dir's lock."
-
-def check_out_dir(out_dir) -> Path:
-    "Refuse an `out_dir` that cannot be created or written, without creating it; returns it as an absolute path."
-    path = Path(out_dir).expanduser().absolute()
-    existing = path
-    while not existing.exists(): existing = existing.parent  # the nearest folder that exists
-    if not existing.is_dir():
-        raise ValueError(f"out_dir={str(out_dir)!r} cannot be created: {existing} is a file, not a folder; choose another out_dir")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"out_dir={str(out_dir)!r} cannot be written: {existing} is not writable for this user; choose another out_dir")
-    return path
-
-def _holder(fd: int) -> str:
-    try: h = json.loads(os.pread(fd, 4096, 0))
-    except ValueError: return "the holder has not written its name yet"
-    return f"host {h.get('host')}, pid {h.get('pid')}, started {h.get('started')}"
-
-@contextlib.contextmanager
-def lock_out_dir(out_dir):
-    "Hold `out_dir`'s run lock (an flock the kernel drops when the process dies); refuse, naming the holder, if another run has it."
-    path = check_out_dir(out_dir) / LOCK_NAME
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e: raise ValueError(f"out_dir={str(out_dir)!r} cannot be used ({e.strerror}: {e.filename}): choose another out_dir") from None
-    try:
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutDirBusyError(f"{path.parent} is in use by another run ({_holder(fd)}): wait for it to end or stop it, "
-                                  "or choose another out_dir") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), started=time.strftime("%Y-%m-%d %H:%M:%S %z"))).encode(), 0)
-        try: yield path
-        finally: os.ftruncate(fd, 0)
-    finally: os.close(fd)
-
 # %% ../nbs/06_trainer.ipynb #af8e0ba4
 def z_spread(z: torch.Tensor) -> torch.Tensor:
     "Collapse monitor: std over the batch of L2-normalised `z`, averaged over dims (~1/sqrt(dim) healthy, 0 collapsed)."
     return F.normalize(z.detach().float(), dim=1).std(0).mean()
 
 # %% ../nbs/06_trainer.ipynb #58b58859
-def _unwrap(model: nn.Module) -> nn.Module: return model.module if isinstance(model, DistributedDataParallel) else model
-
 def export_backbones(model: nn.Module, cfg: TrainConfig, path) -> Path:
     "Write the video and audio backbones (state dicts + constructor arguments) to `path` for evaluation."
-    m = _unwrap(model)
+    m = unwrap(model)
     return atomic_save(dict(video=m.video.state_dict(), audio=m.audio.state_dict(), video_args=backbone_args(cfg, "video"),
                             audio_args=backbone_args(cfg, "audio"), config=asdict(cfg), version=crisscross.__version__), path)
 
@@ -704,15 +449,6 @@ class NonFiniteLossError(FloatingPointError):
 
 RESUME_MAY_CHANGE = ("max_steps", "num_workers", "cpu_threads", "ckpt_every", "keep_last", "log_every", "tensorboard", "progress",
                      "resume", "data_root", "skip_nonfinite", "deterministic", "device", "backbones_every")
-
-def _check_resumable(saved: dict, cfg: TrainConfig, path: Path):
-    "Refuse to continue a run whose checkpoint was made with different settings."
-    now = asdict(cfg)
-    norm = lambda v: tuple(v) if isinstance(v, list) else v
-    diff = {k: (norm(saved[k]), now[k]) for k in now if k in saved and k not in RESUME_MAY_CHANGE and norm(saved[k]) != now[k]}
-    if diff:
-        raise ValueError(f"{path} was written by a run with different settings {{field: (saved, now)}} = {diff}: use the same "
-                         "settings to resume, another out_dir to start afresh, or resume=False after removing the checkpoints")
 
 def stack_views(samples: list) -> dict:
     "Collate: stack the four view tensors of the samples, and join their records of skipped files (other keys are ignored)."
@@ -754,16 +490,9 @@ def _report_data(dataset, name: str, cfg: TrainConfig, out_dir: Path):
 def param_digest(model: nn.Module) -> str:
     "sha256 of all parameters (names and bytes): equal digests mean bitwise-equal weights."
     h = hashlib.sha256()
-    for name, p in _unwrap(model).named_parameters():
+    for name, p in unwrap(model).named_parameters():
         h.update(name.encode()); h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-def _gather(obj, env: DistEnv) -> list:
-    "Every rank's `obj`, in rank order."
-    if not env.distributed: return [obj]
-    out = [None] * env.world_size
-    dist.all_gather_object(out, obj)
-    return out
 
 # %% ../nbs/06_trainer.ipynb #f4fb9964
 _PARTS = ("loss", "intra", "sync", "async", "z_std_video", "z_std_audio")
@@ -803,49 +532,40 @@ def _epoch_line(s: dict, epochs: int, step: int, proj_dim: int) -> str:
             + (f"  {s['nonfinite_skipped']} non-finite steps skipped" if s["nonfinite_skipped"] else ""))
 
 # %% ../nbs/06_trainer.ipynb #1eaee28e
+def pretrain_step(net: nn.Module, views: dict, cfg: TrainConfig, env: DistEnv, amp_dtype, scaler) -> torch.Tensor:
+    "Forward and backward one micro-batch of views on the device; returns its share of the step's [loss, intra, sync, async, z-std video, z-std audio, non-finite]."
+    if env.device.type == "cuda" and cfg.channels_last:
+        views = {**views, **{k: views[k].contiguous(memory_format=torch.channels_last_3d) for k in ("v1", "v2")}}
+    with torch.autocast(env.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        p, z = net(views)
+    loss, parts = crisscross_loss({k: v.float() for k, v in p.items()}, {k: v.float() for k, v in z.items()}, cfg.terms)
+    scaler.scale(loss / cfg.accum_steps).backward()
+    values = [loss.detach(), parts["intra"].detach(), parts["sync"].detach(), parts["async"].detach(),
+              z_spread(torch.cat([z["v1"], z["v2"]])), z_spread(torch.cat([z["a1"], z["a2"]]))]
+    stats = torch.zeros(len(_PARTS) + 1, dtype=torch.float64)
+    stats[:-1] += torch.stack([v.double().cpu() for v in values]) / cfg.accum_steps
+    stats[-1] += float(not torch.isfinite(loss).item())
+    return stats
+
+def _log_scalars(writer, rec: dict, lrs: dict, cfg: TrainConfig, step: int):
+    "A step's TensorBoard scalars: the losses, the collapse monitor, the lrs and the throughput."
+    for k in ("loss", "intra", "sync", "async"): writer.add_scalar(f"loss/{k}", rec[k], step)
+    writer.add_scalar("collapse/z_std_video", rec["z_std_video"], step)
+    writer.add_scalar("collapse/z_std_audio", rec["z_std_audio"], step)
+    writer.add_scalar("collapse/healthy_1_over_sqrt_dim", 1 / math.sqrt(cfg.proj_dim), step)
+    for name, lr in lrs.items(): writer.add_scalar(f"lr/{name}", lr, step)
+    writer.add_scalar("throughput/clips_per_s", rec["clips"] / rec["seconds"], step)
+
 def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretrain", dataset_factory: Callable | None = None) -> dict:
     "Pretrain CrissCross with `cfg` on `dataset` (or `dataset_factory(cfg)`, or `DATASETS[cfg.dataset]`), checkpointing to `out_dir`."
     cfg = check_config(cfg, env_world_size())
     check_out_dir(out_dir)  # before anything is built or written
     env = setup_distributed(cfg.device)
-    deterministic_before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    threads_before, preempted = torch.get_num_threads(), None
-    try:
-        if cfg.cpu_threads: torch.set_num_threads(cfg.cpu_threads)
-        if cfg.deterministic:   # on CUDA some kernels (max_pool3d backward) have no deterministic version: warn, don't fail
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
-        with contextlib.ExitStack() as cleanup: return _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup)
-    except Preempted as stop:  # let go of _train's frames (the DDP model) before the process group is destroyed
-        preempted = stop.with_traceback(None)
-    finally:
-        if cfg.deterministic: torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
-        if cfg.cpu_threads: torch.set_num_threads(threads_before)
-        if preempted is not None: gc.collect()
-        if env.owns_group: dist.destroy_process_group()
-    raise preempted
+    return run_session(cfg, env, lambda cleanup: _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup))
 
-def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
-    t_start = time.perf_counter()
-    cuda, main = env.device.type == "cuda", env.is_main
-    if main: cleanup.enter_context(lock_out_dir(out_dir))  # one run per out_dir, until this process ends
-    stop = cleanup.enter_context(StopSignals())              # SIGTERM / SIGUSR1: finish the step, checkpoint, exit 128 + signal
-    ckpt_dir = out_dir / "checkpoints"
-    resume_from = latest_checkpoint(ckpt_dir)
-    if resume_from is not None and not cfg.resume:
-        raise FileExistsError(f"{ckpt_dir} already holds checkpoints (latest {resume_from.name}) and resume=False: "
-                              "resume (resume=True), or choose another out_dir")
-    state = load_checkpoint(resume_from) if resume_from is not None else None
-    if state is not None: _check_resumable(state["config"], cfg, resume_from)
-
-    # data
-    if dataset is None: dataset = (dataset_factory or make_dataset)(cfg)
-    _check_dataset(dataset, cfg)
-    data_name = getattr(dataset, "dataset_name", type(dataset).__name__)
-    sampler = ShardedSampler(len(dataset), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
-    steps_per_epoch, micro = sampler.steps_per_epoch, cfg.batch_size // (env.world_size * cfg.accum_steps)
-
-    # model, optimiser, schedule
+def _pretrain_model(cfg: TrainConfig, env: DistEnv, steps_per_epoch: int) -> tuple:
+    "The seeded model on the device, its optimiser and schedule, the precision, the autocast dtype and the grad scaler."
+    cuda = env.device.type == "cuda"
     seed_everything(cfg.seed)
     model = build_model(cfg)
     if cuda and env.distributed and cfg.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -855,18 +575,65 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     schedule = LRSchedule(cfg, steps_per_epoch)
     precision = resolve_precision(cfg)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
-    epoch, epoch_step, step, step_log, epoch_log, skipped = 0, 0, 0, [], [], 0
-    if state is not None:
-        model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["scheduler"])
-        if scaler.is_enabled() and state["scaler"]: scaler.load_state_dict(state["scaler"])
-        epoch, epoch_step, step = state["epoch"], state["epoch_step"], state["step"]
-        step_log, epoch_log, skipped = unpack_step_log(state["step_log"]), state["epoch_log"], state["nonfinite_skipped"]
-        if epoch_step >= steps_per_epoch: epoch, epoch_step = epoch + 1, 0
-        if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
-        else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
-    else: seed_everything(mix_seed(cfg.seed, "rank", env.rank))
+    return model, optimizer, schedule, precision, amp_dtype, torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
+
+def _restore(state, cfg: TrainConfig, env: DistEnv, steps_per_epoch: int, model, optimizer, schedule, scaler) -> tuple:
+    "Load a checkpoint's `state` into the run (or seed a fresh one): epoch, epoch_step, step, step_log, epoch_log, skipped."
+    if state is None:
+        seed_everything(mix_seed(cfg.seed, "rank", env.rank))
+        return 0, 0, 0, [], [], 0
+    model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["scheduler"])
+    if scaler.is_enabled() and state["scaler"]: scaler.load_state_dict(state["scaler"])
+    epoch, epoch_step, step = state["epoch"], state["epoch_step"], state["step"]
+    if epoch_step >= steps_per_epoch: epoch, epoch_step = epoch + 1, 0
+    if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
+    else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
+    return epoch, epoch_step, step, unpack_step_log(state["step_log"]), state["epoch_log"], state["nonfinite_skipped"]
+
+def _nonfinite(stats: torch.Tensor, epoch: int, step: int, ckpt_dir: Path) -> NonFiniteLossError:
+    "The error that stops a run at a non-finite loss, naming the last good checkpoint and what to try."
+    last = latest_checkpoint(ckpt_dir)
+    return NonFiniteLossError(
+        f"non-finite loss ({stats[0].item()}) at epoch {epoch + 1}, step {step + 1} (intra {stats[1].item()}, sync "
+        f"{stats[2].item()}, async {stats[3].item()}): stopped without saving. The last good checkpoint is "
+        f"{last or 'none (no checkpoint was written yet)'}; a run with the same out_dir resumes from it. Check the "
+        "data for NaN/inf, lower lr or pred_lr, prefer bf16 to fp16, or set skip_nonfinite=True to skip such steps")
+
+def _end_epoch(step_log: list, epoch: int, bad_files: BadFiles, dataset, writer) -> dict:
+    "The epoch's summary (with the files skipped and left out), also written to TensorBoard."
+    summary = _summarise([r for r in step_log if r["epoch"] == epoch], epoch, complete=True)
+    summary["skipped_files"] = dict(bad_files.counts)
+    excluded = getattr(dataset, "excluded", None)
+    if excluded is not None: summary["excluded_files"] = dict(excluded.counts)
+    if writer is not None:
+        for k in _PARTS + ("clips_per_s",): writer.add_scalar(f"epoch/{k}", summary[k], epoch + 1)
+        writer.flush()
+    return summary
+
+def _write_outputs(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: Path):
+    "backbones.pt and metrics.json (atomically) at the end of a run."
+    export_backbones(model, cfg, out_dir / "backbones.pt")
+    tmp = out_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=1)); os.replace(tmp, out_dir / "metrics.json")
+
+def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
+    t_start = time.perf_counter()
+    cuda, main = env.device.type == "cuda", env.is_main
+    if main: cleanup.enter_context(lock_out_dir(out_dir))  # one run per out_dir, until this process ends
+    stop = cleanup.enter_context(StopSignals())              # SIGTERM / SIGUSR1: finish the step, checkpoint, exit 128 + signal
+    ckpt_dir = out_dir / "checkpoints"
+    state, resume_from = resume_state(ckpt_dir, asdict(cfg), cfg.resume, RESUME_MAY_CHANGE)
+
+    # data
+    if dataset is None: dataset = (dataset_factory or make_dataset)(cfg)
+    _check_dataset(dataset, cfg)
+    data_name = getattr(dataset, "dataset_name", type(dataset).__name__)
+    sampler = ShardedSampler(len(dataset), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
+    steps_per_epoch, micro = sampler.steps_per_epoch, cfg.batch_size // (env.world_size * cfg.accum_steps)
+
+    model, optimizer, schedule, precision, amp_dtype, scaler = _pretrain_model(cfg, env, steps_per_epoch)
+    epoch, epoch_step, step, step_log, epoch_log, skipped = _restore(state, cfg, env, steps_per_epoch, model, optimizer, schedule, scaler)
     net = DistributedDataParallel(model, device_ids=[env.local_rank] if cuda else None) if env.distributed else model
     if cuda and not cfg.deterministic: torch.backends.cudnn.benchmark = True
 
@@ -885,7 +652,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
         _report_data(dataset, data_name, cfg, out_dir)
 
     def checkpoint():
-        rngs = _gather(rng_state(), env)
+        rngs = gather(rng_state(), env)
         if not main: return None
         return save_checkpoint(dict(
             model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(),
@@ -896,17 +663,8 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     reached = lambda: bool(cfg.max_steps) and step >= cfg.max_steps
     saved_at = step if state is not None else -1
 
-    def stop_if_asked():
-        "After a stop signal on any rank, every rank ends here together with `Preempted`, the last finished step checkpointed."
-        nonlocal saved_at
-        if not (signum := stop.agreed(env)): return
-        if step and saved_at != step: checkpoint(); saved_at = step
-        if env.distributed: dist.barrier()  # no rank exits before rank 0 has written the checkpoint
-        preempted = Preempted(signum, step, latest_checkpoint(ckpt_dir) if main else None)
-        if main: print(preempted, flush=True)
-        raise preempted
-
-    stop_if_asked()  # a signal while the data set was built: nothing new to save
+    stop_here = lambda: stop_if_asked(stop, env, step, saved_at, checkpoint, ckpt_dir)
+    stop_here()  # a signal while the data set was built: nothing new to save
     while epoch < cfg.epochs and not reached():
         sampler.set_epoch(epoch, start_index=epoch_step * sampler.per_rank)
         if hasattr(dataset, "set_epoch"): dataset.set_epoch(epoch)
@@ -926,29 +684,13 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                 batch = next(batches)
                 bad_files.update(batch["skipped"])
                 views = prepare_views(batch, dataset, env.device)   # moved, or augmented on the device (augment_on='device')
-                if cuda and cfg.channels_last:
-                    views.update({k: views[k].contiguous(memory_format=torch.channels_last_3d) for k in ("v1", "v2")})
                 sync = net.no_sync() if env.distributed and m < cfg.accum_steps - 1 else contextlib.nullcontext()
-                with sync:
-                    with torch.autocast(env.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                        p, z = net(views)
-                    loss, parts = crisscross_loss({k: v.float() for k, v in p.items()}, {k: v.float() for k, v in z.items()}, cfg.terms)
-                    scaler.scale(loss / cfg.accum_steps).backward()
-                values = [loss.detach(), parts["intra"].detach(), parts["sync"].detach(), parts["async"].detach(),
-                          z_spread(torch.cat([z["v1"], z["v2"]])), z_spread(torch.cat([z["a1"], z["a2"]]))]
-                stats[:-1] += torch.stack([v.double().cpu() for v in values]) / cfg.accum_steps
-                stats[-1] += float(not torch.isfinite(loss).item())
+                with sync: stats += pretrain_step(net, views, cfg, env, amp_dtype, scaler)
             if env.distributed:
                 stats = stats.to(env.device); dist.all_reduce(stats); stats = stats.cpu()
                 stats[:-1] /= env.world_size
             bad = stats[-1].item() > 0
-            if bad and not cfg.skip_nonfinite:
-                last = latest_checkpoint(ckpt_dir)
-                raise NonFiniteLossError(
-                    f"non-finite loss ({stats[0].item()}) at epoch {epoch + 1}, step {step + 1} (intra {stats[1].item()}, sync "
-                    f"{stats[2].item()}, async {stats[3].item()}): stopped without saving. The last good checkpoint is "
-                    f"{last or 'none (no checkpoint was written yet)'}; a run with the same out_dir resumes from it. Check the "
-                    "data for NaN/inf, lower lr or pred_lr, prefer bf16 to fp16, or set skip_nonfinite=True to skip such steps")
+            if bad and not cfg.skip_nonfinite: raise _nonfinite(stats, epoch, step, ckpt_dir)
             if bad:
                 optimizer.zero_grad(set_to_none=True); skipped += 1
                 with torch.no_grad():
@@ -963,23 +705,11 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
             step_log.append(rec)
             bar.update(1)
             if not bad: bar.set_postfix(loss=f"{rec['loss']:+.4f}", clips_s=f"{cfg.batch_size / seconds:.1f}")
-            if writer is not None and not bad and step % cfg.log_every == 0:
-                for k in ("loss", "intra", "sync", "async"): writer.add_scalar(f"loss/{k}", rec[k], step)
-                writer.add_scalar("collapse/z_std_video", rec["z_std_video"], step)
-                writer.add_scalar("collapse/z_std_audio", rec["z_std_audio"], step)
-                writer.add_scalar("collapse/healthy_1_over_sqrt_dim", 1 / math.sqrt(cfg.proj_dim), step)
-                for name, lr in lrs.items(): writer.add_scalar(f"lr/{name}", lr, step)
-                writer.add_scalar("throughput/clips_per_s", cfg.batch_size / seconds, step)
+            if writer is not None and not bad and step % cfg.log_every == 0: _log_scalars(writer, rec, lrs, cfg, step)
             end_of_epoch = epoch_step == steps_per_epoch
             if end_of_epoch:
-                summary = _summarise([r for r in step_log if r["epoch"] == epoch], epoch, complete=True)
-                summary["skipped_files"] = dict(bad_files.counts)
-                excluded = getattr(dataset, "excluded", None)
-                if excluded is not None: summary["excluded_files"] = dict(excluded.counts)
+                summary = _end_epoch(step_log, epoch, bad_files, dataset, writer)
                 epoch_log.append(summary)
-                if writer is not None:
-                    for k in _PARTS + ("clips_per_s",): writer.add_scalar(f"epoch/{k}", summary[k], epoch + 1)
-                    writer.flush()
             if end_of_epoch or (cfg.ckpt_every and step % cfg.ckpt_every == 0):
                 checkpoint(); saved_at = step
             if end_of_epoch and main and cfg.backbones_every and (epoch + 1) % cfg.backbones_every == 0:
@@ -988,7 +718,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                 bar.close()
                 if main: print(_epoch_line(summary, cfg.epochs, step, cfg.proj_dim), flush=True)
                 if main and bad_files.total: print(f"  files skipped while decoding (rank 0): {bad_files}", flush=True)
-            stop_if_asked()
+            stop_here()
         bar.close()
         del batches, loader
         if epoch_step == steps_per_epoch: epoch, epoch_step = epoch + 1, 0
@@ -996,16 +726,13 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     stopped = epoch < cfg.epochs
     partial = _summarise([r for r in step_log if r["epoch"] == epoch], epoch, complete=False) if epoch_step else None
 
-    digests = _gather(param_digest(model), env)
+    digests = gather(param_digest(model), env)
     metrics = dict(epochs=epoch_log, final=partial or (epoch_log[-1] if epoch_log else None), steps=step,
                    steps_per_epoch=steps_per_epoch, stopped_early=stopped, nonfinite_skipped=skipped, world_size=env.world_size,
                    param_sha256=digests[env.rank], replica_param_sha256=digests, replicas_identical=len(set(digests)) == 1,
                    checkpoint=str(latest_checkpoint(ckpt_dir)) if main else None, backbones=str(out_dir / "backbones.pt"),
                    seconds=time.perf_counter() - t_start, config=asdict(cfg), step_log=step_log)
-    if main:
-        export_backbones(model, cfg, out_dir / "backbones.pt")
-        tmp = out_dir / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(metrics, indent=1)); os.replace(tmp, out_dir / "metrics.json")
+    if main: _write_outputs(model, cfg, metrics, out_dir)
     if env.distributed: dist.barrier()
     return metrics
 

@@ -353,3 +353,38 @@ def test_dry_run_refuses_a_labels_file_that_escapes_its_root(tmp_path):
     (tmp_path / "labels.csv").write_text("path,label,class_name,split\na.mp4,zero,a,train\nb.mp4,1,b,test\n")
     with pytest.raises(ValueError, match="row"):
         ft_main(["--preset", "tiny", "--dataset", "csv", "--data-root", str(tmp_path), "--dry-run"])
+
+
+# Preemption, as in the trainer (tests/test_faults.py) ------------------------------------------------------------------
+@pytest.mark.parametrize("signum, at_fetch, phase, step", [(signal.SIGUSR1, 12, "select", 3), (signal.SIGTERM, 23, "refit", 1)])
+def test_stop_signal_checkpoints_the_step_and_resumes_bitwise(tmp_path, small, monkeypatch, signum, at_fetch, phase, step):
+    """A stop signal while a step's clips are read (selection epoch 2, or the refit's first step): the step ends, one checkpoint
+    is written, `Preempted` exits 128 + signal; the same out_dir then resumes to the weights, curves and test of a straight run."""
+    import crisscross.finetune as ft
+    from crisscross.engine import Preempted
+    fetches = []
+
+    class SignalAt(ft.LabelledClips):
+        "Fetching clip number `at_fetch` (training and evaluation together, in order) sends `signum` to this process."
+        def __getitem__(self, i):
+            fetches.append(i)
+            if len(fetches) == at_fetch: os.kill(os.getpid(), signum)
+            return super().__getitem__(i)
+
+    def unhandled(s, frame): raise AssertionError(f"signal {s} reached the test: fine-tuning did not handle it")
+    previous = signal.signal(signum, unhandled)
+    try:
+        cfg, out = tiny(small), tmp_path / "stopped"
+        with monkeypatch.context() as m:
+            m.setattr(ft, "LabelledClips", SignalAt)
+            with pytest.raises(Preempted) as stopped: quiet(finetune, cfg, out)
+        assert signal.getsignal(signum) is unhandled, "fine-tuning puts the previous handler back"
+    finally: signal.signal(signum, previous)
+    ckpt_dir = out / ("checkpoints" if phase == "select" else "refit/checkpoints")
+    assert (stopped.value.code, stopped.value.step, Path(stopped.value.checkpoint).parent) == (128 + signum, step, ckpt_dir)
+    assert load_checkpoint(stopped.value.checkpoint)["step"] == step and not (out / "metrics.json").exists()
+    resumed, straight = quiet(finetune, cfg, out), quiet(finetune, cfg, tmp_path / "straight")
+    for k in ("param_sha256", "chosen_param_sha256", "finetuned_param_sha256", "chosen_epoch", "test", "steps"):
+        assert resumed[k] == straight[k], k
+    assert [r["loss"] for r in resumed["step_log"]] == [r["loss"] for r in straight["step_log"]]
+    assert resumed["refit"]["param_sha256"] == straight["refit"]["param_sha256"]
