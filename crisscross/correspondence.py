@@ -16,16 +16,11 @@ from .trainer import TrainConfig, build_model
 from .evaluation import extract_features, head_embeddings
 
 # %% auto #0
-__all__ = ['holdout_files', 'partner_ranks', 'rank_metrics', 'correspondence', 'correspondence_probe', 'correspondence_table']
+__all__ = ['partner_ranks', 'rank_metrics', 'correspondence', 'correspondence_probe', 'correspondence_table']
 
 # %% ../nbs/07b_correspondence.ipynb #15818e16
-def holdout_files(paths: list, share: float = 0.1, minimum: int = 16, seed: int = 0) -> tuple:
-    "(training paths, held-out paths): a seeded `share` of the files held out whole, at least `minimum`, at most half."
-    if not 0 <= share < 1: raise ValueError(f"probe_holdout={share} must lie in [0, 1)")
-    paths = sorted(set(paths))
-    n = 0 if share == 0 else min(max(round(share * len(paths)), minimum), len(paths) // 2)
-    held = set(random.Random(seed).sample(paths, n))
-    return [p for p in paths if p not in held], [p for p in paths if p in held]
+from .data import holdout_files  # it lives with the data sets: the trainer holds files out before pretraining
+
 
 # %% ../nbs/07b_correspondence.ipynb #c78ddc62
 def partner_ranks(query: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
