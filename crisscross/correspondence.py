@@ -10,22 +10,18 @@ import random, statistics
 from dataclasses import replace
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 from .encoders import CrissCross
 from .data import Item, LabelledClips
 from .trainer import TrainConfig, build_model
 from .evaluation import extract_features, head_embeddings
 
 # %% auto #0
-__all__ = ['holdout_files', 'partner_ranks', 'rank_metrics', 'correspondence', 'correspondence_probe', 'correspondence_table']
+__all__ = ['partner_ranks', 'rank_metrics', 'correspondence', 'correspondence_probe', 'correspondence_table']
 
 # %% ../nbs/07b_correspondence.ipynb #15818e16
-def holdout_files(paths: list, share: float = 0.1, minimum: int = 16, seed: int = 0) -> tuple:
-    "(training paths, held-out paths): a seeded `share` of the files held out whole, at least `minimum`, at most half."
-    if not 0 <= share < 1: raise ValueError(f"probe_holdout={share} must lie in [0, 1)")
-    paths = sorted(set(paths))
-    n = 0 if share == 0 else min(max(round(share * len(paths)), minimum), len(paths) // 2)
-    held = set(random.Random(seed).sample(paths, n))
-    return [p for p in paths if p not in held], [p for p in paths if p in held]
+from .data import holdout_files  # it lives with the data sets: the trainer holds files out before pretraining
+
 
 # %% ../nbs/07b_correspondence.ipynb #c78ddc62
 def partner_ranks(query: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
@@ -54,37 +50,44 @@ def _file_clips(items: list, cfg: TrainConfig, clips: int, workers) -> dict:
     return dict(video=video, audio=audio)
 
 @torch.no_grad()
-def _outputs(model: CrissCross, data: dict, batch_size: int, device: str) -> dict:
-    "p and z of every file in both modalities, clip-averaged."
-    out = {}
+def _outputs(models: list, data: dict, batch_size: int, device: str) -> list:
+    "p and z of every file in both modalities, clip-averaged, for each of `models`; each batch is decoded once for all of them."
+    outs = [{} for _ in models]
     for m, ds in data.items():
-        x, _ = extract_features(getattr(model, m), ds, batch_size, 0, device, False, "pooled", average=False)
-        out[m] = dict(p=head_embeddings(model, m, x, "p", device), z=head_embeddings(model, m, x, "z", device))
-    return out
+        nets, feats = [getattr(model, m).to(device).eval() for model in models], [[] for _ in models]
+        for batch in DataLoader(ds, batch_size=batch_size):
+            x = batch["x"].to(device)
+            for net, f in zip(nets, feats): f.append(net(x.flatten(0, 1)).view(*x.shape[:2], -1).float().cpu())
+        for out, f, model in zip(outs, feats, models):
+            x = torch.cat(f)
+            out[m] = dict(p=head_embeddings(model, m, x, "p", device), z=head_embeddings(model, m, x, "z", device))
+    return outs
 
 def _directions(out: dict, ks) -> dict:
     return {f"{q}->{g}": rank_metrics(partner_ranks(out[q]["p"], out[g]["z"]), ks) for q, g in (("audio", "video"), ("video", "audio"))}
 
+def _probe_results(models: list, data: dict, ks, batch_size: int, device: str) -> list:
+    "The partner metrics of each of `models` on the decoded files `data`."
+    if len(data["video"]) < 2: raise ValueError(f"the correspondence probe needs at least 2 files with video and audio, got {len(data['video'])}")
+    excluded = {m: str(d.excluded) for m, d in data.items() if d.excluded.total}
+    return [dict(_directions(out, ks), files=len(data["video"]), **(dict(excluded=excluded) if excluded else {}))
+            for out in _outputs([model.eval() for model in models], data, batch_size, device)]
+
 def correspondence(model: CrissCross, items: list, cfg: TrainConfig, clips: int = 2, ks=(1, 5, 10), batch_size: int = 16,
                    device: str = "cpu", workers=None, data: dict | None = None) -> dict:
     "Audio->video and video->audio partner metrics of `model` on `items` (files or Items); `cfg` gives the clip shapes."
-    data = data or _file_clips(items, cfg, clips, workers)
-    if len(data["video"]) < 2: raise ValueError(f"the correspondence probe needs at least 2 files with video and audio, got {len(data['video'])}")
-    result = _directions(_outputs(model.eval(), data, batch_size, device), ks)
-    excluded = {m: str(d.excluded) for m, d in data.items() if d.excluded.total}
-    return dict(result, files=len(data["video"]), **(dict(excluded=excluded) if excluded else {}))
+    return _probe_results([model], data or _file_clips(items, cfg, clips, workers), ks, batch_size, device)[0]
 
 # %% ../nbs/07b_correspondence.ipynb #00de0960
 def correspondence_probe(model: CrissCross, items: list, cfg: TrainConfig, random_seeds=(0, 1, 2), clips: int = 2,
                          ks=(1, 5, 10), device: str = "cpu", workers=None) -> dict:
     "The probe for `model` and for random models of its shape, one per seed, on the same decoded files."
-    data = _file_clips(items, cfg, clips, workers)
-    pretrained = correspondence(model, items, cfg, clips, ks, device=device, data=data)
     randoms = []
     for seed in random_seeds:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed); randoms.append(correspondence(build_model(cfg), items, cfg, clips, ks, device=device, data=data))
-    return dict(pretrained=pretrained, random=randoms, random_seeds=list(random_seeds), clips=clips, files=pretrained["files"])
+            torch.manual_seed(seed); randoms.append(build_model(cfg))
+    pretrained, *rand = _probe_results([model, *randoms], _file_clips(items, cfg, clips, workers), ks, 16, device)
+    return dict(pretrained=pretrained, random=rand, random_seeds=list(random_seeds), clips=clips, files=pretrained["files"])
 
 def correspondence_table(probe: dict):
     "A pandas DataFrame: for each direction, the pretrained model, the random models (mean ± std) and chance."

@@ -25,9 +25,9 @@ from .transforms import LogMel, LogMelConfig, VideoAugment, AudioAugment, VideoE
 __all__ = ['VIDEO_SUFFIXES', 'AUDIO_SUFFIXES', 'KINETICS_SOUND_CLASSES', 'DCASE2013_CLASSES', 'INDEX_NAME', 'INDEX_VERSION',
            'CACHE_LIMIT_BYTES', 'AUGMENT_ON', 'Item', 'video_folder', 'class_folders', 'kinetics', 'kinetics_sound',
            'audioset', 'ucf101', 'hmdb51', 'esc50', 'dcase2013', 'labelled_csv', 'stratified_split', 'validation_split',
-           'ucf101_group', 'esc50_group', 'csv_splits', 'stratified_folds', 'MediaIndex', 'index_media', 'BadFiles',
-           'reuse_freed_memory', 'mix_seed', 'resolve_augment_on', 'params_fields', 'params_from', 'PretrainViews',
-           'collate_views', 'prepare_views', 'clip_starts', 'LabelledClips']
+           'ucf101_group', 'esc50_group', 'csv_splits', 'holdout_files', 'stratified_folds', 'MediaIndex',
+           'index_media', 'BadFiles', 'reuse_freed_memory', 'mix_seed', 'resolve_augment_on', 'params_fields',
+           'params_from', 'PretrainViews', 'collate_views', 'prepare_views', 'clip_starts', 'LabelledClips']
 
 # %% ../nbs/05_data.ipynb #33f2aa0c
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
@@ -230,6 +230,17 @@ def csv_splits(root) -> tuple:
     train, val, test = (labelled_csv(root, s) for s in ("train", "val", "test"))
     if not train or not test: raise ValueError(f"{Path(root) / 'labels.csv'} needs rows with split 'train' and 'test' (and optionally 'val')")
     return train, val or None, test
+
+# %% ../nbs/05_data.ipynb #208745e6
+def holdout_files(paths: list, share: float = 0.1, minimum: int = 16, seed: int = 0) -> tuple:
+    "(training paths, held-out paths): a seeded `share` of the files held out whole, at least `minimum`, at most half."
+    if not 0 <= share < 1: raise ValueError(f"probe_holdout={share} must lie in [0, 1): the share of files held out of pretraining")
+    key = lambda p: str(p.path if isinstance(p, Item) else p)
+    files = sorted({key(p) for p in paths})
+    n = 0 if share == 0 else min(max(round(share * len(files)), minimum), len(files) // 2)
+    import random
+    held = set(random.Random(seed).sample(files, n))
+    return [p for p in paths if key(p) not in held], [p for p in paths if key(p) in held]
 
 # %% ../nbs/05_data.ipynb #95367ab1
 def stratified_folds(items: list, k: int = 5, seed: int = 0) -> list:

@@ -25,11 +25,12 @@ from .evaluation import (EVAL_DATASETS, EvalConfig, EvalSplit, Features, Fitted,
 
 # %% auto #0
 __all__ = ['OFFICIAL_C_GRID', 'TIME_WARP', 'ESC50_OFFICIAL', 'DCASE2013_OFFICIAL', 'ESC50_OURS', 'DCASE2013_OURS',
-           'NAMED_PROTOCOLS', 'FEATURE_NORMS', 'DCASE2013_FOLDERS', 'DCASE2013_LISTS', 'OFFICIAL_CODE', 'PAPER',
-           'REASONS', 'REPRO', 'OWN', 'LinearProtocol', 'official_augment', 'augment_text', 'random_clip_starts',
-           'time_warp', 'official_conv5x', 'feature_norm', 'ClipFeatures', 'fit_official_svm', 'clip_scores',
-           'esc50_fold', 'write_esc50_layout', 'dcase2013_sets', 'train_linear_layer', 'dcase2013_run',
-           'write_dcase2013_layout', 'named_protocol', 'run_protocol', 'protocol_table']
+           'NAMED_PROTOCOLS', 'FEATURE_NORMS', 'DCASE2013_FOLDERS', 'DCASE2013_LISTS', 'CORRESPONDENCE',
+           'OFFICIAL_CODE', 'PAPER', 'REASONS', 'REPRO', 'OWN', 'LinearProtocol', 'official_augment', 'augment_text',
+           'random_clip_starts', 'time_warp', 'official_conv5x', 'feature_norm', 'ClipFeatures', 'fit_official_svm',
+           'clip_scores', 'esc50_fold', 'write_esc50_layout', 'dcase2013_sets', 'train_linear_layer', 'dcase2013_run',
+           'write_dcase2013_layout', 'named_protocol', 'run_protocol', 'correspondence_files', 'run_correspondence',
+           'protocol_table']
 
 # %% ../nbs/07a_protocols.ipynb #135883c6
 OFFICIAL_C_GRID = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 1.0)  # the official ESC-50 SVM's C values
@@ -378,6 +379,7 @@ def run_protocol(name: str, out_dir="runs/protocol", checkpoint: str = "random",
     finally: torch.set_num_threads(threads)
 
 def _run_protocol(name, out_dir, checkpoint, preset, data_root, split, seed, device, batch_size, cpu_threads, progress, overrides) -> dict:
+    if name == "correspondence": return run_correspondence(out_dir, checkpoint, data_root, seed, device, progress, **overrides)
     if name in NAMED_PROTOCOLS and NAMED_PROTOCOLS[name].runner == "evaluate":
         p = NAMED_PROTOCOLS[name]
         cfg = eval_config(**dict(dict(checkpoint=checkpoint, preset=preset, dataset=p.dataset, data_root=data_root, split=split, seed=seed,
@@ -408,6 +410,76 @@ def _write_outputs(metrics: dict, out: Path):
     tmp.write_text(json.dumps(metrics, indent=1)); os.replace(tmp, out / "metrics.json")
     (out / "results.md").write_text(markdown_table(results_table(metrics)) + "\n")
     fig = plot_confusions(metrics); fig.savefig(out / "confusion.png", dpi=80); plt.close(fig)
+
+# %% ../nbs/07a_protocols.ipynb #8be4c4e5
+CORRESPONDENCE = LinearProtocol(
+    "correspondence", "any folder", "correspondence", splits="none: the files of data_root, a run's probe_files.txt, or the embedded val+test",
+    selection="none: nothing is fitted", audio_seconds=0.0, train_clips=0, train_augment="none", test_clips=2,
+    test_average="p and z averaged over a file's clips", features="predictor p of the query modality, projector z of the other",
+    scaling="L2 (cosine similarity)", classifier="none: the rank of the true partner (R@1, R@5, R@10, median rank)")
+NAMED_PROTOCOLS[CORRESPONDENCE.name] = CORRESPONDENCE
+
+def _run_checkpoint(checkpoint: str) -> str:
+    "A run folder's newest training checkpoint; any other source as it is."
+    from crisscross.trainer import latest_checkpoint
+    folder = Path(checkpoint).expanduser()
+    if not folder.is_dir(): return checkpoint
+    found = latest_checkpoint(folder / "checkpoints") or latest_checkpoint(folder)
+    if found is None: raise FileNotFoundError(f"checkpoint={checkpoint!r} is a folder without training checkpoints (ckpt-*.pt, also under checkpoints/): pass a run folder or a checkpoint file")
+    return str(found)
+
+def correspondence_files(checkpoint: str, data_root: str = "") -> tuple:
+    "(files, where they come from): every video under `data_root`; else the run's probe_files.txt; else the embedded val+test."
+    from crisscross.data import video_folder, labelled_csv
+    from crisscross.synthetic import ensure_embedded
+    if data_root: return [it.path for it in video_folder(data_root)], f"every video under {data_root}"
+    if checkpoint != "random":
+        path = Path(checkpoint).expanduser()
+        for listing in (path / "probe_files.txt", path.parent.parent / "probe_files.txt"):
+            if listing.is_file(): return listing.read_text().split("\n")[:-1], f"held out of pretraining ({listing})"
+    root = ensure_embedded(progress=False)
+    return [it.path for it in labelled_csv(root, "val") + labelled_csv(root, "test")], f"the embedded set's val and test files ({root})"
+
+# %% ../nbs/07a_protocols.ipynb #8c48cd55
+def _correspondence_summary(probe: dict) -> tuple:
+    "(summary, split results) in the shape of `crisscross.evaluation.results_table`: R@k of the checkpoint and of the random models."
+    import statistics
+    summary, results = {}, {}
+    for d in ("audio->video", "video->audio"):
+        mine, rand = probe["pretrained"][d], [r[d] for r in probe["random"]]
+        keys = [k for k in mine if k.startswith("R@")]
+        results[d] = {"correspondence": dict(chance=mine["chance"]), "random weights": dict(chance=mine["chance"])}
+        for k in keys:
+            summary[f"{d}/correspondence/{k}"] = dict(mean=mine[k], std=0.0, n=1, values=[mine[k]])
+            v = [r[k] for r in rand]
+            summary[f"{d}/random weights/{k}"] = dict(mean=statistics.fmean(v), std=statistics.stdev(v) if len(v) > 1 else 0.0, n=len(v), values=v)
+    return summary, results
+
+def run_correspondence(out_dir, checkpoint: str, data_root: str = "", seed: int = 0, device: str = "auto", progress: bool = True,
+                       random_seeds=(0, 1, 2), clips: int = 2) -> dict:
+    "The correspondence probe of `checkpoint` (with heads) vs random weights of its shape; writes metrics.json and results.md."
+    from crisscross.correspondence import correspondence_probe, correspondence_table
+    t0, out = time.perf_counter(), Path(out_dir).expanduser()
+    loaded = load_for_evaluation(_run_checkpoint(checkpoint), seed=seed)
+    if loaded.model is None:
+        raise ValueError(f"checkpoint={checkpoint!r} ({loaded.source.get('kind', 'backbones')}) holds the backbones only, no projectors or "
+                         "predictors: the correspondence probe ranks one modality's predictor output against the other's projector "
+                         "output, so it needs the heads; pass a training checkpoint (ckpt-*.pt) or the run folder")
+    files, origin = correspondence_files(checkpoint, data_root)
+    device = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    probe = correspondence_probe(loaded.model, files, loaded.config, tuple(random_seeds), clips, device=device)
+    summary, results = _correspondence_summary(probe)
+    metrics = dict(config=dict(protocol="correspondence", checkpoint=checkpoint, data_root=str(data_root), seed=seed),
+                   version=crisscross.__version__, checkpoint=loaded.source, dataset=origin, protocols=["correspondence"],
+                   modalities=["audio->video", "video->audio"], device=device, feature_dims={}, cross_modal="the protocol itself",
+                   splits=[dict(split=0, val_source="none: nothing is chosen", files=probe["files"], n_classes=0, results=results)],
+                   summary=summary, correspondence=probe, seconds=time.perf_counter() - t0)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".metrics.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(metrics, indent=1)); os.replace(tmp, out / "metrics.json")
+    (out / "results.md").write_text(markdown_table(correspondence_table(probe)) + f"\n\n{probe['files']} files: {origin}\n")
+    if progress: print(f"correspondence on {probe['files']} files ({origin}):\n{correspondence_table(probe).to_string(index=False)}")
+    return metrics
 
 # %% ../nbs/07a_protocols.ipynb #47531bc7
 OFFICIAL_CODE = {

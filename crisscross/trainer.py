@@ -74,6 +74,7 @@ class TrainConfig(Config):
     data_root: str = _f("", "root folder of the data set's files")
     random_clips: int = _f(4096, "number of clips of the generated 'random' data set", low=1)
     data_fraction: float = _f(1.0, "share of the data set's videos to pretrain on (a seeded subset, the same share of each class)")
+    probe_holdout: float = _f(0.1, "share of the files held out of pretraining for the correspondence probe (seeded, at least 16, at most half; 0: none; the embedded set holds out its val and test files)")
     cache_decoded: bool = _f(False, "decode every clip once, at the start, and keep it in memory (for small collections such as the embedded set)")
     strict: bool = _f(False, "stop at the first unreadable or too short file instead of leaving it out (and naming it)")
     # loss
@@ -134,7 +135,7 @@ PRESETS = {
     "tiny": dict(dataset="random", width=4, depth=1, proj_dim=32, pred_hidden=16, frames=4, size=16, audio_seconds=0.2,
                  batch_size=8, epochs=2, warmup_epochs=0.5, lr=3e-2, final_lr=1e-2, pred_lr=3e-2, random_clips=32,
                  num_workers=0, cpu_threads=1, ckpt_every=0, keep_last=3, log_every=1, tensorboard=False, progress=False,
-                 deterministic=True),
+                 deterministic=True, probe_holdout=0.0),
 }
 
 def pretrain_augments(cfg: TrainConfig) -> dict:
@@ -202,18 +203,23 @@ class DatasetEntry(NamedTuple):
 def _random_views(cfg: TrainConfig) -> RandomViews:
     return RandomViews(cfg.random_clips, frames=cfg.frames, size=cfg.size, mel_frames=mel_frames(cfg.audio_seconds), seed=cfg.seed)
 
-def _views(cfg: TrainConfig, items: list, root=None) -> PretrainViews:
+def _views(cfg: TrainConfig, items: list, root=None, held: list | None = None) -> PretrainViews:
+    "PretrainViews of `items` less the files held out for the probe (`held`, or drawn by `cfg.probe_holdout`), named in `probe_files`."
+    from crisscross.data import holdout_files
+    if held is None: items, held = holdout_files(items, cfg.probe_holdout, seed=cfg.seed) if cfg.probe_holdout else (items, [])
     if cfg.data_fraction < 1: items = stratified_split(items, cfg.data_fraction, seed=cfg.seed)[1]  # the paper's Tab. 2 uses 25-100%
     views = PretrainViews(items, cfg.relaxation, clips_per_video=cfg.clips_per_video, frames=cfg.frames, fps=cfg.fps, strict=cfg.strict,
                           size=cfg.size, audio_seconds=cfg.audio_seconds, seed=cfg.seed, progress=cfg.progress, cache=cfg.cache_decoded,
                           **pretrain_augments(cfg))
     if cfg.crop_from == "decoded": views.short_side = None   # frames as decoded (PretrainViews' argument has no value for it yet)
     views.root = str(root or cfg.data_root)  # named in the start banner
+    views.probe_files = [it.path for it in held] if cfg.probe_holdout else []  # never a pretraining item: the correspondence probe's files
     return views
 
 def _embedded_views(cfg: TrainConfig) -> PretrainViews:
     root = open_embedded(cfg.data_root, progress=cfg.progress)
-    return _views(cfg, labelled_csv(root, split="train"), root)  # val/test clips stay unseen for the evaluation
+    held = labelled_csv(root, split="val") + labelled_csv(root, split="test")  # pretraining never sees them: the probe's files
+    return _views(cfg, labelled_csv(root, split="train"), root, held)  # val/test clips stay unseen for the evaluation
 
 def _audioset_views(cfg: TrainConfig) -> PretrainViews:
     "AudioSet: the clips under data_root, listed by the one segment CSV there (e.g. unbalanced_train_segments.csv)."

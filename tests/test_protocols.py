@@ -51,7 +51,7 @@ def test_the_c_grid_is_the_official_one():
     assert ESC50_OURS.c_grid == (1e-4, 1e-3, 1e-2, 0.1, 1.0)  # ours, unchanged, under a name that says so
     rows = protocol_table("esc50").set_index("setting")
     assert rows.loc["c_grid", REPRO] == rows.loc["c_grid", "official code"] == "1e-05, 5e-05, 0.0001, 0.0005, 0.001, 0.005, 0.01, 1"
-    assert set(NAMED_PROTOCOLS) == {"esc50-official", "dcase2013-official", "esc50-ours", "dcase2013-ours"}
+    assert set(NAMED_PROTOCOLS) == {"esc50-official", "dcase2013-official", "esc50-ours", "dcase2013-ours", "correspondence"}
 
 
 def test_esc50_draws_100_distinct_augmented_clips_per_training_recording(esc, audio):
