@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crisscross.data import holdout_files
-from crisscross.media import write_test_video
+from crisscross.testing import write_test_video
 from crisscross.protocols import run_protocol
 from crisscross.trainer import build_model, config_from_preset, export_backbones, make_dataset
 

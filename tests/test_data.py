@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader
 from crisscross import data
 from crisscross.data import (BadFiles, Item, LabelledClips, PretrainViews, audioset, class_folders, collate_views, dcase2013,
                              esc50, hmdb51, index_media, kinetics, kinetics_sound, labelled_csv, ucf101, video_folder)
-from crisscross.media import MediaError, write_corrupt_variants, write_test_video, write_test_audio
+from crisscross.media import MediaError
+from crisscross.testing import write_corrupt_variants, write_test_video, write_test_audio
 
 SMALL = dict(size=(64, 48), fps=16, audio_rate=16000)
 

@@ -12,7 +12,7 @@ from crisscross import evaluation as ev
 from crisscross.data import Item, labelled_csv, ucf101_group
 from crisscross.evaluation import (Features, choose_on_validation, eval_config, evaluate, evaluate_probe, feature_key, fit_knn,
                                    fit_linear, fit_svm, load_split, results_table, state_digest)
-from crisscross.media import write_test_audio, write_test_video
+from crisscross.testing import write_test_audio, write_test_video
 from crisscross.synthetic import SyntheticConfig, ensure_embedded
 from crisscross.trainer import config_from_preset, train
 

@@ -10,11 +10,12 @@ from torch.utils.data import Dataset
 
 from crisscross import data
 from crisscross.data import index_media
-from crisscross.media import MediaError, write_test_video
+from crisscross.media import MediaError
+from crisscross.testing import write_test_video
 from crisscross.pretrain import build_parser, main
 from crisscross.synthetic import open_embedded
-from crisscross.trainer import (EXCLUDED_NAME, LOCK_NAME, OutDirBusyError, Preempted, ShardedSampler, check_config,
-                                config_from_preset, latest_checkpoint, load_checkpoint, lock_out_dir, make_dataset, train)
+from crisscross.engine import LOCK_NAME, OutDirBusyError, Preempted
+from crisscross.trainer import (EXCLUDED_NAME, ShardedSampler, check_config, config_from_preset, latest_checkpoint, load_checkpoint, lock_out_dir, make_dataset, train)
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = []

@@ -11,7 +11,7 @@ from crisscross.finetune import (FinetuneConfig, build_backbone, check_finetune_
                                  finetune_config, load_finetuned, make_splits, predict)
 from crisscross.finetune import main as ft_main
 from crisscross.data import ucf101_group
-from crisscross.media import write_test_audio, write_test_video
+from crisscross.testing import write_test_audio, write_test_video
 from crisscross.synthetic import SyntheticConfig, ensure_embedded
 from crisscross.trainer import config_from_preset, load_backbones, load_checkpoint, param_digest, train
 

@@ -7,7 +7,8 @@ import pytest
 
 import numpy as np
 
-from crisscross.media import probe, read_span, read_stamp, write_test_video
+from crisscross.media import probe, read_span
+from crisscross.testing import read_stamp, write_test_video
 from crisscross.prepare import (PrepareSettings, TEMP_SUFFIX, main, prepare_collection, prepare_file, run_jobs, temp_path,
                                 verify_output)
 

@@ -12,7 +12,7 @@ import torch
 from crisscross.data import Item
 from crisscross.encoders import audio_resnet18
 from crisscross.evaluation import grid_name, load_split
-from crisscross.media import write_test_audio
+from crisscross.testing import write_test_audio
 from crisscross.protocols import (DCASE2013_OFFICIAL, ESC50_OFFICIAL, ESC50_OURS, NAMED_PROTOCOLS, OFFICIAL_C_GRID, REPRO, ClipFeatures,
                                   dcase2013_run, dcase2013_sets, esc50_fold, protocol_table, run_protocol, write_dcase2013_layout,
                                   write_esc50_layout)

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from crisscross.trainer import (DATASETS, DatasetEntry, NonFiniteLossError, LRSchedule, PoisonedViews, RandomViews,
+from crisscross.engine import list_checkpoints
+from crisscross.testing import PoisonedViews
+from crisscross.trainer import (DATASETS, DatasetEntry, NonFiniteLossError, LRSchedule, RandomViews,
                                 ShardedSampler, build_model, build_optimizer, check_config, config_from_preset,
-                                latest_checkpoint, list_checkpoints, load_backbones, load_checkpoint, make_dataset,
+                                latest_checkpoint, load_backbones, load_checkpoint, make_dataset,
                                 param_digest, remove_stale_tmp, train)
 
 
@@ -92,7 +94,7 @@ train(cfg, Slow(make_dataset(cfg)), out_dir=sys.argv[1])
 @pytest.fixture(scope="module")
 def two_clips(tmp_path_factory):
     "Two real one-second clips (32x24, with audio): 16 clips each make the tiny preset's 4 steps an epoch."
-    from crisscross.media import write_test_video
+    from crisscross.testing import write_test_video
     root = tmp_path_factory.mktemp("two_clips")
     for name in ("a.mp4", "b.mp4"): write_test_video(root / name, seconds=1.0, size=(32, 24), fps=16, audio_rate=16000)
     return root
@@ -312,7 +314,7 @@ def test_bf16_refused_on_the_cpu():
 
 def test_audioset_pretraining_views_from_a_segment_list(tmp_path):
     "dataset='audioset' reads the clips a segment CSV in data_root lists (real files), and trains a step on them."
-    from crisscross.media import write_test_video
+    from crisscross.testing import write_test_video
     for name in ("AAAAAAAAAAA_30.000_40.000.mp4", "BBBBBBBBBBB_0.000_10.000.mp4"):
         write_test_video(tmp_path / "as" / name, seconds=3.0, size=(32, 24), fps=16, audio_rate=16000)
     (tmp_path / "as" / "balanced_train_segments.csv").write_text(

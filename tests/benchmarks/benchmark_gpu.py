@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from crisscross.data import Item, PretrainViews, collate_views, prepare_views
 from crisscross.losses import crisscross_loss
-from crisscross.media import write_test_video
+from crisscross.testing import write_test_video
 from crisscross.prepare import prepare_collection
 from crisscross.trainer import build_model, build_optimizer, config_from_preset, mel_frames, pretrain_augments
 
