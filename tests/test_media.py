@@ -2,7 +2,6 @@
 rotation, odd sizes, odd paths, files without a duration, files made by the ffmpeg program, bad and damaged files."""
 import io, pickle, shutil, subprocess
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import av
 import numpy as np

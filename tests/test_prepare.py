@@ -9,10 +9,9 @@ import numpy as np
 
 from crisscross.media import probe, read_span
 from crisscross.testing import read_stamp, write_test_video
-from crisscross.prepare import (PrepareSettings, TEMP_SUFFIX, main, prepare_collection, prepare_file, run_jobs, temp_path,
-                                verify_output)
+from crisscross.prepare import PrepareSettings, TEMP_SUFFIX, prepare_collection, prepare_file, run_jobs, temp_path, verify_output
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 VIDEOS = ["train/walk/a.mp4", "train/walk/b.avi", "train/walk/cut.avi", "train/run/c.mp4", "train/run/deeper/d.mp4",
           "train/run/e.webm"]
 

@@ -1,7 +1,7 @@
 """End-to-end checks of `crisscross.trainer`: DDP under torchrun, kill-and-resume, atomic checkpoints, non-finite losses,
 config validation, the learning-rate schedule, and learning on generated data. Tiny models on tiny inputs (4x16x16
 video, 80x21 log-mel), CPU only."""
-import contextlib, io, json, os, signal, subprocess, sys, textwrap, time
+import contextlib, io, json, os, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from crisscross.trainer import (DATASETS, DatasetEntry, NonFiniteLossError, LRSc
                                 ShardedSampler, build_model, build_optimizer, check_config, config_from_preset,
                                 latest_checkpoint, load_backbones, load_checkpoint, make_dataset,
                                 param_digest, remove_stale_tmp, train)
+from conftest import wait_for
 
 
 def quiet_train(*args, **kw):
@@ -22,14 +23,6 @@ def quiet_train(*args, **kw):
 def parameters(state: dict) -> dict:
     "The parameters of a model state dict (batch-norm running statistics left out)."
     return {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
-
-
-def wait_for(predicate, proc, timeout=90.0, what=""):
-    t0 = time.monotonic()
-    while not predicate():
-        if proc.poll() is not None: raise AssertionError(f"process ended (rc {proc.returncode}) before {what}: {proc.stderr.read()[-3000:]}")
-        if time.monotonic() - t0 > timeout: proc.kill(); raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 # (1) ------------------------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ GPU before each step: samples per second, and the share of the time the step wai
 GPU; prints one table. Without a GPU it says so and exits 0; `--cpu-dry-run` runs the same code on tiny shapes on the
 CPU (tested by tests/test_transforms.py). Results: `nbs/results.ipynb`. Not a test: nothing is asserted.
 """
-import argparse, os, sys, tempfile, time
+import argparse, os, tempfile, time
 from pathlib import Path
 
 import torch
