@@ -7,7 +7,7 @@ Docs: https://crisscross-dev.github.io/crisscross/config.html.md"""
 # %% ../nbs/02a_config.ipynb #3285f238
 from __future__ import annotations
 import argparse, dataclasses, difflib, math
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 # %% auto #0
 __all__ = ['option', 'check_field_names', 'type_problems', 'value_problems', 'Config']

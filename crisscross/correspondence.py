@@ -7,14 +7,13 @@ Docs: https://crisscross-dev.github.io/crisscross/correspondence.html.md"""
 # %% ../nbs/07b_correspondence.ipynb #9dcb1626
 from __future__ import annotations
 import random, statistics
-from dataclasses import replace
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from .encoders import CrissCross
 from .data import Item, LabelledClips
 from .trainer import TrainConfig, build_model
-from .evaluation import extract_features, head_embeddings
+from .evaluation import head_embeddings
 
 # %% auto #0
 __all__ = ['partner_ranks', 'rank_metrics', 'correspondence', 'correspondence_probe', 'correspondence_table']

@@ -6,9 +6,9 @@ Docs: https://crisscross-dev.github.io/crisscross/evaluation.html.md"""
 
 # %% ../nbs/07_evaluation.ipynb #3334d248
 from __future__ import annotations
-import csv, difflib, hashlib, json, math, os, re, statistics, time, warnings
+import csv, hashlib, json, math, os, re, statistics, time, warnings
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -23,11 +23,11 @@ import crisscross
 from .encoders import Backbone, CrissCross
 from .transforms import LogMelConfig
 from .data import (Item, LabelledClips, class_folders, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media,
-                             labelled_csv, MediaIndex, mix_seed, stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
+                             MediaIndex, mix_seed, stratified_folds, ucf101, ucf101_group, validation_split)
 from .synthetic import open_embedded
 from .trainer import (DEVICES, PRESETS, TrainConfig, _f, build_model, config_from_dict, config_from_preset,
-                                load_backbones, load_checkpoint)
-from .weights import file_sha256, load_sources, source_problem
+                                load_checkpoint)
+from .weights import load_sources, source_problem
 
 # %% auto #0
 __all__ = ['FEATURES', 'LABEL_COLUMNS', 'EVAL_DATASETS', 'FEATURE_CACHE_VERSION', 'PROTOCOLS', 'EVAL_MODALITIES',

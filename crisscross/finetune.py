@@ -6,7 +6,7 @@ Docs: https://crisscross-dev.github.io/crisscross/finetune.html.md"""
 
 # %% ../nbs/08_finetune.ipynb #3014c9a9
 from __future__ import annotations
-import argparse, contextlib, dataclasses, difflib, json, math, os, re, statistics, time
+import argparse, contextlib, dataclasses, json, math, os, re, statistics, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -22,15 +22,15 @@ from tqdm.auto import tqdm
 import crisscross
 from .encoders import Backbone, audio_resnet18, count_parameters, r2plus1d_18
 from .transforms import AudioAugment, VideoAugment, VideoEval
-from .data import (LabelledClips, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media, labelled_csv, mix_seed,
-                             stratified_folds, stratified_split, ucf101, ucf101_group, validation_split)
-from .synthetic import ensure_embedded, open_embedded
-from .config import Config, check_field_names, option, type_problems, value_problems
+from .data import (LabelledClips, dcase2013, esc50, esc50_group, hmdb51, index_media, mix_seed, stratified_folds,
+                             ucf101, ucf101_group, validation_split)
+from .synthetic import open_embedded
+from .config import Config, option, type_problems, value_problems
 from .engine import (DistEnv, ShardedSampler, StopSignals, atomic_save, env_world_size, gather, latest_checkpoint,
                                load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state, rng_state, run_session, save_checkpoint,
                                seed_everything, set_rng_state, setup_distributed, stop_if_asked, unwrap, worker_init_fn)
 from .trainer import (CPU_BF16_REFUSED, DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig,
-                                config_from_preset, LRSchedule, NonFiniteLossError, load_backbones, param_digest, resolve_precision)
+                                config_from_preset, LRSchedule, NonFiniteLossError, param_digest, resolve_precision)
 from .weights import load_pretrained, source_problem
 from .evaluation import labels_csv_splits
 

@@ -8,7 +8,6 @@ Docs: https://crisscross-dev.github.io/crisscross/media.html.md"""
 from __future__ import annotations
 import math, os
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -17,9 +16,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['MEDIA_REASONS', 'STAMP_GRID', 'CONTAINER_CODECS', 'MediaError', 'MediaInfo', 'display_rotation', 'probe',
-           'stamp_image', 'read_stamp', 'tone_marks', 'audio_marks', 'write_test_video', 'write_test_audio', 'Span',
-           'read_span', 'read_audio', 'write_corrupt_variants']
+__all__ = ['MEDIA_REASONS', 'MediaError', 'MediaInfo', 'display_rotation', 'probe', 'Span', 'read_span', 'read_audio']
 
 # %% ../nbs/03_media.ipynb #caaa3722
 _ADVICE = {
@@ -206,178 +203,6 @@ def probe(path) -> MediaInfo:
         except MediaError: raise
         except _AV_ERRORS as e: raise MediaError(path, "decode_error", f"{type(e).__name__}: {e}") from e
     return MediaInfo(path, float(duration), v is not None, a is not None, start_time=origin, **info)
-
-# %% ../nbs/03_media.ipynb #68d65deb
-STAMP_GRID = (4, 4)        # blocks across, down: 16 bits of milliseconds
-_STAMP_LEVELS = (40, 215)  # grey levels of a 0 bit and a 1 bit; the texture adds at most +-30
-
-def stamp_image(t: float, width: int, height: int, texture: np.ndarray | None = None) -> np.ndarray:
-    "An RGB picture (height, width, 3) whose blocks spell time `t` in milliseconds (mod 65536)."
-    cols, rows = STAMP_GRID
-    ms, nbits = int(round(t * 1000)) % 2 ** (cols * rows), cols * rows
-    bits = np.array([(ms >> (nbits - 1 - b)) & 1 for b in range(nbits)]).reshape(rows, cols)
-    ys, xs = np.arange(height) * rows // height, np.arange(width) * cols // width
-    img = np.asarray(_STAMP_LEVELS, dtype=np.int16)[bits][ys][:, xs][..., None].repeat(3, axis=2)
-    if texture is not None: img = img + texture
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-def read_stamp(frame) -> float:
-    "The time (seconds) spelled by a frame of a `write_test_video` file: (H, W, 3) array or tensor, as displayed."
-    img = np.asarray(frame, dtype=np.float32)
-    (h, w), (cols, rows), ms = img.shape[:2], STAMP_GRID, 0
-    for r in range(rows):
-        for c in range(cols):  # the central half of each block: its edges blur under compression
-            block = img[(4 * r + 1) * h // (4 * rows):(4 * r + 3) * h // (4 * rows), (4 * c + 1) * w // (4 * cols):(4 * c + 3) * w // (4 * cols)]
-            ms = 2 * ms + int(block.mean() > sum(_STAMP_LEVELS) / 2)
-    return ms / 1000
-
-# %% ../nbs/03_media.ipynb #ccc74400
-def tone_marks(t: np.ndarray) -> np.ndarray:
-    "The test sound at times `t` (s): a tone of 400 + 200 (k mod 8) Hz during [k, k + 0.5) of each second k, else silence."
-    k = np.floor(t)
-    on = (t - k) < 0.5
-    return np.where(on, 0.5 * np.sin(2 * np.pi * (400 + 200 * (k % 8)) * (t - k)), 0.0)
-
-def audio_marks(wave, rate: int) -> list:
-    "(time in s from the start of `wave`, second mod 8) of each tone onset in audio of a `write_test_video` file."
-    x = np.abs(np.asarray(wave, dtype=np.float64))
-    if x.size == 0 or x.max() < 1e-3: return []
-    loud = np.flatnonzero(x > 0.3 * x.max())
-    gaps = np.diff(loud, prepend=-rate)
-    marks = []
-    for i in loud[gaps > 0.3 * rate]:  # a loud sample after at least 0.3 s of quiet starts a tone
-        if i < 0.005 * rate: continue  # `wave` may begin in the middle of a tone
-        seg = np.asarray(wave, dtype=np.float64)[i + int(0.05 * rate):i + int(0.4 * rate)]
-        if seg.size < 0.1 * rate: continue
-        spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size)))
-        freq = np.argmax(spec) * rate / seg.size
-        marks.append((float(i / rate), int(round((freq - 400) / 200)) % 8))
-    return marks
-
-# %% ../nbs/03_media.ipynb #2a80fa39
-CONTAINER_CODECS = {  # suffix: (video codec, audio codec) written by default
-    ".mp4": ("libx264", "aac"), ".mov": ("libx264", "aac"), ".mkv": ("libx264", "aac"), ".ts": ("libx264", "aac"),
-    ".avi": ("mpeg4", "libmp3lame"), ".webm": ("libvpx", "vorbis"),
-    ".m4a": (None, "aac"), ".wav": (None, "pcm_s16le"), ".flac": (None, "flac"), ".mp3": (None, "libmp3lame"), ".ogg": (None, "vorbis"),
-}
-_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
-
-def _texture(width: int, height: int, pan: int, seed: int) -> np.ndarray:
-    "A smooth random colour texture (height, width + pan, 3) in [-30, 30], for the picture to pan over."
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, (max(2, height // 12), max(2, (width + pan) // 12), 3), dtype=np.uint8)
-    smooth = av.VideoFrame.from_ndarray(coarse, format="rgb24").reformat(width=width + pan, height=height, interpolation="BICUBIC")
-    return (smooth.to_ndarray(format="rgb24").astype(np.int16) - 128) * 30 // 128
-
-def _frame_times(seconds: float, fps: float, vfr: bool) -> list:
-    "Frame times (whole ms): regular at `fps`, or irregular gaps of 0.5 to 1.5 frame intervals averaging `fps`."
-    if not vfr: return [round(1000 * i / fps) for i in range(int(math.ceil(seconds * fps - 1e-9)))]
-    steps, times, t = (0.5, 1.5, 1.0, 0.75, 1.25), [], 0.0
-    while t < seconds - 1e-9:
-        times.append(round(1000 * t)); t += steps[len(times) % len(steps)] / fps
-    return times
-
-def _audio_frames(cc, samples: np.ndarray, rate: int):
-    "Yield AudioFrames of `samples` (channels, n) in [-1, 1], cut to an encoder's frame size and sample format."
-    fmt, step = cc.format.name, cc.frame_size or 1024
-    kind = fmt.rstrip("p")
-    scale, dtype = {"s16": (2 ** 15 - 1, np.int16), "s32": (2 ** 31 - 1, np.int32), "flt": (1, np.float32), "dbl": (1, np.float64)}[kind]
-    data = (samples * scale).astype(dtype)
-    for s in range(0, data.shape[1], step):
-        chunk = data[:, s:s + step]
-        arr = chunk if fmt.endswith("p") else chunk.T.reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format=fmt, layout=cc.layout.name)
-        frame.sample_rate, frame.pts, frame.time_base = rate, s, Fraction(1, rate)
-        yield frame
-
-def _shifted(packet, samples: int):
-    "`packet` with its timestamps moved `samples` later."
-    if samples and packet.pts is not None: packet.pts += samples
-    if samples and packet.dts is not None: packet.dts += samples
-    return packet
-
-def _encoder_delay(codec: str, rate: int, layout: str) -> int:
-    "Samples of start-up delay an audio encoder puts before the sound (its first packet's negative timestamp)."
-    cc = av.CodecContext.create(codec, "w")
-    cc.sample_rate, cc.layout, cc.time_base = rate, layout, Fraction(1, rate)
-    cc.format = cc.codec.audio_formats[0].name
-    if codec == "vorbis": cc.options = {"strict": "experimental"}
-    cc.open()
-    silence = np.zeros((cc.layout.nb_channels, 8 * (cc.frame_size or 1024)))
-    for frame in _audio_frames(cc, silence, rate):
-        for p in cc.encode(frame): return max(0, -p.pts)
-    return 0
-
-# %% ../nbs/03_media.ipynb #d4229ad4
-def write_test_video(path, seconds: float = 2.0, fps: float = 25, size: tuple = (96, 64), audio_rate: int = 44100,
-                     channels: int = 2, video_codec: str | None = None, audio_codec: str | None = None,
-                     with_audio: bool = True, with_video: bool = True, rotation: int | None = None, vfr: bool = False,
-                     stamp: bool = True, gop: int | None = None, seed: int = 0, options: dict | None = None,
-                     grain: float = 0.0) -> Path:
-    "Write a real media file whose frames spell their times (`read_stamp`) and whose sound marks each second (`audio_marks`)."
-    path = Path(path)
-    if path.suffix.lower() not in CONTAINER_CODECS:
-        raise ValueError(f"{path}: no default codecs for {path.suffix!r}; use one of {sorted(CONTAINER_CODECS)}")
-    vc_default, ac_default = CONTAINER_CODECS[path.suffix.lower()]
-    video_codec, audio_codec = video_codec or vc_default, audio_codec or ac_default
-    if with_video and video_codec is None: raise ValueError(f"{path}: {path.suffix} files hold no video; pass with_video=False")
-    if not (with_video or with_audio): raise ValueError("a test file needs video, audio or both")
-    if rotation and not with_video: raise ValueError("rotation needs a video stream")
-    if rotation and path.suffix.lower() in (".avi", ".ts"): raise ValueError(f"{path}: {path.suffix} files cannot store a rotation")
-    if vfr and path.suffix.lower() == ".avi": raise ValueError(f"{path}: AVI files have a constant frame rate; use .mp4 or .mkv for vfr=True")
-    if with_audio and audio_codec in ("libopus", "opus") and audio_rate not in (8000, 12000, 16000, 24000, 48000):
-        raise ValueError(f"{path}: Opus takes 8, 12, 16, 24 or 48 kHz, not audio_rate={audio_rate}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    width, height = size
-    times = _frame_times(seconds, fps, vfr) if with_video else []
-    with av.open(str(path), "w", options=options or {}) as out:  # container options, e.g. {'movflags': 'faststart'}
-        if with_video:
-            # 4:2:0 colour needs even sizes in H.264; 4:4:4 takes any size
-            pix_fmt = "yuv444p" if video_codec == "libx264" and (width % 2 or height % 2) else "yuv420p"
-            opts = {"libx264": {"preset": "veryfast"}, "libvpx": {"deadline": "realtime", "cpu-used": "8"},
-                    "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"}}.get(video_codec, {})
-            if gop and video_codec == "libx264": opts["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
-            rate = Fraction(fps).limit_denominator(1001)
-            tb = Fraction(1, 1000) if vfr else 1 / rate  # a constant rate counts frames (AVI can do nothing else)
-            vs = out.add_stream(video_codec, rate=rate, options=opts)
-            vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
-            vs.codec_context.time_base = tb
-            if gop: vs.codec_context.gop_size = gop
-            if video_codec in ("mpeg4", "libvpx", "libvpx-vp9"): vs.bit_rate = max(200_000, int(0.2 * width * height * fps))
-            if rotation: vs.set_display_rotation(rotation)
-            pan = 2 * len(times)
-            texture = _texture(width, height, pan, seed)
-            if grain: texture = texture + np.random.default_rng(seed).normal(0, grain, texture.shape).round().astype(np.int16)
-        if with_audio:
-            layout = _LAYOUTS.get(channels, channels) if isinstance(channels, int) else channels
-            aopts = {"strict": "experimental"} if audio_codec == "vorbis" else {}
-            audio = out.add_stream(audio_codec, rate=audio_rate, layout=layout, options=aopts)
-        out.start_encoding()
-        pending, delay = [], 0
-        if with_audio:
-            # AVI cannot say that an encoder's first samples are start-up padding (MP3 puts 1105 there); so that
-            # the sound stays in time with the pictures, the padding is given time 0 and the sound starts early
-            if path.suffix.lower() == ".avi": delay = _encoder_delay(audio_codec, audio_rate, audio.codec_context.layout.name)
-            t = (np.arange(int(round(seconds * audio_rate))) + delay) / audio_rate
-            sound = tone_marks(t) if stamp else 0.3 * np.sin(2 * np.pi * 440 * t)
-            pending = list(_audio_frames(audio.codec_context, np.repeat(sound[None], audio.codec_context.layout.nb_channels, 0), audio_rate))
-            mux_audio = lambda packets: out.mux([_shifted(p, delay) for p in packets])
-        for i, ms in enumerate(times):
-            while pending and pending[0].time <= ms / 1000 + 0.1:  # interleave: sound up to just past this frame
-                mux_audio(audio.encode(pending.pop(0)))
-            img = stamp_image(ms / 1000, width, height, texture[:, 2 * i:2 * i + width]) if stamp else \
-                np.clip(texture[:, 2 * i:2 * i + width] * 4 + 128, 0, 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format=pix_fmt)
-            frame.pts, frame.time_base = round(Fraction(ms, 1000) / tb), tb
-            out.mux(vs.encode(frame))
-        if with_video: out.mux(vs.encode())
-        for frame in pending: mux_audio(audio.encode(frame))
-        if with_audio: mux_audio(audio.encode())
-    return path
-
-def write_test_audio(path, seconds: float = 2.0, rate: int = 44100, channels: int = 2, codec: str | None = None) -> Path:
-    "Write an audio-only file (.wav, .flac, .mp3, .ogg, .m4a, or a video suffix) with the second-marking sound."
-    return write_test_video(path, seconds, audio_rate=rate, channels=channels, audio_codec=codec, with_video=False)
 
 # %% ../nbs/03_media.ipynb #6e99df00
 _EPS = 1e-4  # seconds: times closer than this count as equal (float rounding of timestamps)
@@ -630,19 +455,3 @@ def read_audio(path, start: float, end: float, rate: int = 16000, info: MediaInf
         except MediaError: raise
         except _AV_ERRORS as e: raise MediaError(path, "decode_error", f"{type(e).__name__}: {e}") from e
     return torch.from_numpy(wave)
-
-# %% ../nbs/03_media.ipynb #d71030a6
-def write_corrupt_variants(folder, good_path, seed: int = 0) -> dict:
-    "Bad copies of a good video file in `folder`: {'empty', 'random', 'truncated', 'audio_only', 'video_only': path}."
-    folder, good = Path(folder), Path(good_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    info, suffix = probe(good), good.suffix.lower()
-    data = good.read_bytes()
-    out = {k: folder / f"{k}{suffix}" for k in ("empty", "random", "truncated", "audio_only", "video_only")}
-    out["empty"].write_bytes(b"")
-    out["random"].write_bytes(np.random.default_rng(seed).integers(0, 256, max(4096, len(data) // 4), dtype=np.uint8).tobytes())
-    out["truncated"].write_bytes(data[:int(0.3 * len(data))])
-    like = dict(seconds=info.duration, fps=round(info.fps) or 25, size=(info.width, info.height))
-    write_test_video(out["audio_only"], with_video=False, seconds=info.duration, audio_rate=info.audio_rate or 44100)
-    write_test_video(out["video_only"], with_audio=False, **like)
-    return out

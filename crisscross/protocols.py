@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import crisscross
-from .data import DCASE2013_CLASSES, Item, clip_starts, dcase2013, mix_seed
+from .data import DCASE2013_CLASSES, clip_starts, dcase2013, mix_seed
 from .encoders import Backbone
 from .media import probe, read_audio
 from .transforms import AudioAugment, LogMel

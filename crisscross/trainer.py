@@ -6,7 +6,7 @@ Docs: https://crisscross-dev.github.io/crisscross/trainer.html.md"""
 
 # %% ../nbs/06_trainer.ipynb #7c600b06
 from __future__ import annotations
-import contextlib, dataclasses, difflib, fcntl, gc, hashlib, json, math, os, pickle, random, re, signal, socket, threading, time
+import contextlib, dataclasses, hashlib, json, math, os, pickle, random, re, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 import crisscross
@@ -26,12 +26,12 @@ from .losses import check_terms, crisscross_loss
 from .samplers import check_relaxation
 from .transforms import VideoAugment
 from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
-from .synthetic import ensure_embedded, open_embedded
-from .config import Config, check_field_names, option, type_problems, value_problems
-from .engine import (CKPT_RE, LOCK_NAME, PREEMPT_SIGNALS, DistEnv, OutDirBusyError, Preempted, ShardedSampler, StopSignals,
-                               _use_cuda, atomic_save, check_out_dir, env_world_size, gather, latest_checkpoint, list_checkpoints,
-                               load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state, rng_state, run_session, save_checkpoint,
-                               seed_everything, set_rng_state, setup_distributed, stop_if_asked, unwrap, worker_init_fn)
+from .synthetic import open_embedded
+from .config import Config, option, type_problems, value_problems
+from .engine import (DistEnv, ShardedSampler, StopSignals, _use_cuda, atomic_save, check_out_dir, env_world_size,
+                               gather, latest_checkpoint, load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state,
+                               rng_state, run_session, save_checkpoint, seed_everything, set_rng_state, setup_distributed,
+                               stop_if_asked, unwrap, worker_init_fn)
 from .data import collate_views, prepare_views  # the device-side augmentation of decode-only batches
 
 
@@ -41,7 +41,7 @@ __all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIM
            'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset', 'resolve_precision',
            'check_config', 'LARC', 'backbone_args', 'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine',
            'LRSchedule', 'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views',
-           'param_digest', 'pack_step_log', 'unpack_step_log', 'pretrain_step', 'train', 'PoisonedViews']
+           'param_digest', 'pack_step_log', 'unpack_step_log', 'pretrain_step', 'train']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 _f = option  # the short name the config classes use (crisscross.config.option: default, help, choices, bounds)
@@ -741,15 +741,3 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
     if main: _write_outputs(model, cfg, metrics, out_dir)
     if env.distributed: dist.barrier()
     return metrics
-
-# %% ../nbs/06_trainer.ipynb #e64224f6
-class PoisonedViews(Dataset):
-    "Wraps a data set, putting NaN into the video views of the clips in `bad` (for testing fault handling)."
-    def __init__(self, dataset: Dataset, bad): self.dataset, self.bad = dataset, set(bad)
-    def __len__(self): return len(self.dataset)
-    def set_epoch(self, epoch: int):
-        if hasattr(self.dataset, "set_epoch"): self.dataset.set_epoch(epoch)
-    def __getitem__(self, i: int) -> dict:
-        item = dict(self.dataset[i])
-        if i in self.bad: item["v1"] = torch.full_like(item["v1"], float("nan"))
-        return item

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 from .encoders import Backbone, CrissCross, r2plus1d_18, audio_resnet18
-from .trainer import TrainConfig, config_from_preset, config_from_dict, backbone_args, build_model, atomic_save
+from .trainer import TrainConfig, config_from_preset, config_from_dict, build_model
 
 # %% auto #0
 __all__ = ['MODALITIES', 'OFFICIAL_STAGES', 'OUR_STAGES', 'BLOCK_PARTS', 'WRAPPER_PREFIXES', 'RELEASE_URL', 'PRETRAINING',

@@ -1,18 +1,15 @@
 """The correspondence probe's wiring: files held out before pretraining never reach its items, the held-out share and
 minimum, the named protocol refuses weights without heads, and the pretrain notebook stores the table in metrics.json.
 Real tiny videos written by PyAV; a real papermill subprocess."""
-import json, subprocess, sys
-from pathlib import Path
+import json, subprocess
 
 import pytest
-import torch
 
 from crisscross.data import holdout_files
-from crisscross.media import write_test_video
+from crisscross.testing import write_test_video
 from crisscross.protocols import run_protocol
 from crisscross.trainer import build_model, config_from_preset, export_backbones, make_dataset
-
-BIN = Path(sys.executable).parent
+from conftest import BIN
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Data sets on miniature copies of real layouts: real media files, real split and CSV files."""
-import csv, json, os, shutil, time, warnings
+import csv, json, os
 from pathlib import Path
 
 import pytest
@@ -8,8 +8,10 @@ from torch.utils.data import DataLoader
 
 from crisscross import data
 from crisscross.data import (BadFiles, Item, LabelledClips, PretrainViews, audioset, class_folders, collate_views, dcase2013,
-                             esc50, hmdb51, index_media, kinetics, kinetics_sound, labelled_csv, ucf101, video_folder)
-from crisscross.media import MediaError, write_corrupt_variants, write_test_video, write_test_audio
+                             esc50, hmdb51, index_media, kinetics, kinetics_sound, ucf101, video_folder)
+from crisscross.media import MediaError
+from crisscross.testing import write_corrupt_variants, write_test_video, write_test_audio
+from conftest import copy
 
 SMALL = dict(size=(64, 48), fps=16, audio_rate=16000)
 
@@ -26,10 +28,6 @@ def master(tmp_path_factory):
     d = tmp_path_factory.mktemp("master")
     return {"mp4": clip(d / "a.mp4"), "avi": clip(d / "a.avi", video_codec="mpeg4", audio_codec="mp3"),
             "wav": write_test_audio(d / "a.wav", seconds=5.0, rate=44100)}
-
-
-def copy(src, dst):
-    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True); shutil.copy(src, dst); return dst
 
 
 def test_video_folder_and_class_folders(tmp_path, master):

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from crisscross.docs import build_docs, demo_project, page_name, site_notebooks, notebook_json
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 INSTALL = "apt-get install -y --no-install-recommends chromium"
 
 

@@ -2,22 +2,20 @@
 ESC-50 with its meta CSV folds, DCASE 2013 scenes, the embedded set), that the test split never steers a choice, that
 bad parameters stop before any compute, and a papermill run of nbs/evaluate.ipynb. Tiny backbones (the trainer's
 `tiny` preset: width 4, 4 frames at 16 px), CPU only, one torch thread."""
-import contextlib, csv, io, json, shutil, statistics, subprocess, sys
+import contextlib, csv, io, json, shutil, statistics, subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
 from crisscross import evaluation as ev
-from crisscross.data import Item, labelled_csv, ucf101_group
+from crisscross.data import labelled_csv, ucf101_group
 from crisscross.evaluation import (Features, choose_on_validation, eval_config, evaluate, evaluate_probe, feature_key, fit_knn,
                                    fit_linear, fit_svm, load_split, results_table, state_digest)
-from crisscross.media import write_test_audio, write_test_video
 from crisscross.synthetic import SyntheticConfig, ensure_embedded
 from crisscross.trainer import config_from_preset, train
+from conftest import BIN, REPO, copy, quiet
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 FAST = dict(preset="tiny", clips=2, knn_k=(1, 3), svm_c=(0.1, 1.0), linear_lr=(0.01, 0.1), linear_wd=(0.0,), linear_epochs=5,
             cpu_threads=1, progress=False)
 
@@ -28,22 +26,6 @@ def one_thread():
     threads = torch.get_num_threads(); torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def quiet(f, *args, **kw):
-    with contextlib.redirect_stdout(io.StringIO()): return f(*args, **kw)
-
-
-def copy(src, dst):
-    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True); shutil.copy(src, dst); return dst
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    "One real file of each kind, copied into the layouts below (writing files is the slow part)."
-    d = tmp_path_factory.mktemp("media")
-    return {"avi": write_test_video(d / "a.avi", seconds=2.5, size=(64, 48), fps=16, audio_rate=16000, video_codec="mpeg4", audio_codec="mp3"),
-            "wav": write_test_audio(d / "a.wav", seconds=3.0, rate=16000)}
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +48,14 @@ def splits_of(metrics):
 
 
 # UCF101 -----------------------------------------------------------------------------------------------------------------
-def test_ucf101_three_official_splits_every_protocol(tmp_path, media):
+def test_ucf101_three_official_splits_every_protocol(tmp_path, media_16k):
     root = tmp_path / "ucf"
     classes = ["ApplyEyeMakeup", "Basketball"]
     lists = root / "ucfTrainTestlist"; lists.mkdir(parents=True)
     (lists / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
     names = {g: [f"{c}/v_{c}_g{g:02d}_c{k:02d}.avi" for c in classes for k in (1, 2)] for g in range(1, 6)}
     for ns in names.values():
-        for n in ns: copy(media["avi"], root / "UCF-101" / n)
+        for n in ns: copy(media_16k["avi"], root / "UCF-101" / n)
     for split in (1, 2, 3):  # split N tests group N, as the real lists test whole groups
         train = [n for g, ns in names.items() if g != split for n in ns]
         (lists / f"trainlist0{split}.txt").write_text("".join(f"{n} {classes.index(n.split('/')[0]) + 1}\n" for n in train))
@@ -102,12 +84,12 @@ def test_ucf101_three_official_splits_every_protocol(tmp_path, media):
 
 
 # HMDB51 -----------------------------------------------------------------------------------------------------------------
-def test_hmdb51_split_files_one_split(tmp_path, media):
+def test_hmdb51_split_files_one_split(tmp_path, media_16k):
     root = tmp_path / "hmdb"
     (root / "testTrainMulti_7030_splits").mkdir(parents=True)
     marks = {"a": (1, 2, 0), "b": (1, 1, 2), "c": (1, 1, 1), "d": (2, 1, 1), "e": (0, 2, 1), "f": (1, 1, 1)}  # file: mark in split 1, 2, 3
     for c in ("brush_hair", "cartwheel"):
-        for v in marks: copy(media["avi"], root / c / f"{c}_{v}.avi")
+        for v in marks: copy(media_16k["avi"], root / c / f"{c}_{v}.avi")
         for split in (1, 2, 3):
             (root / "testTrainMulti_7030_splits" / f"{c}_test_split{split}.txt").write_text(
                 "".join(f"{c}_{v}.avi {m[split - 1]} \n" for v, m in marks.items()))
@@ -122,11 +104,11 @@ def test_hmdb51_split_files_one_split(tmp_path, media):
 
 
 # ESC-50 -----------------------------------------------------------------------------------------------------------------
-def test_esc50_five_folds_on_conv5x_features(tmp_path, media):
+def test_esc50_five_folds_on_conv5x_features(tmp_path, media_16k):
     root = tmp_path / "ESC-50"
     rows = [(f"{fold}-{100 + 10 * fold + t}-A-{target}.wav", fold, target, cat)
             for fold in range(1, 6) for t, (target, cat) in enumerate(((0, "dog"), (1, "rooster")))]
-    for name, *_ in rows: copy(media["wav"], root / "audio" / name)
+    for name, *_ in rows: copy(media_16k["wav"], root / "audio" / name)
     (root / "meta").mkdir()
     with open(root / "meta" / "esc50.csv", "w", newline="") as f:
         w = csv.writer(f); w.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
@@ -144,10 +126,10 @@ def test_esc50_five_folds_on_conv5x_features(tmp_path, media):
 
 
 # DCASE 2013 -------------------------------------------------------------------------------------------------------------
-def test_dcase2013_folds_sixty_one_second_clips(tmp_path, media):
+def test_dcase2013_folds_sixty_one_second_clips(tmp_path, media_16k):
     root = tmp_path / "dcase" / "scenes_stereo"
     for cls in ("bus", "park"):
-        for i in range(1, 6): copy(media["wav"], root / f"{cls}{i:02d}.wav")
+        for i in range(1, 6): copy(media_16k["wav"], root / f"{cls}{i:02d}.wav")
     m = evaluate(eval_config(dataset="dcase2013", data_root=str(root.parent), split=3, **dict(FAST, clips=0)), tmp_path / "run")
     st, run = m["settings"]["audio"], m["splits"][0]
     assert (st["clips"], st["audio_seconds"], st["features"]) == (60, 1.0, "conv5x") and m["feature_dims"]["audio"] == 32 * 3 * 1
@@ -315,18 +297,18 @@ def labels_csv(root, rows, header=("path", "label", "class_name", "split")):
     return root
 
 
-def sound_rows(root, media, counts: dict) -> list:
+def sound_rows(root, media_16k, counts: dict) -> list:
     "Copies of the test sound: counts = {(class_name, label, split): files}."
     rows = []
     for (name, label, split), n in counts.items():
-        for i in range(n): rows.append([copy(media["wav"], root / name / f"{split}{i}.wav").relative_to(root).as_posix(), label, name, split])
+        for i in range(n): rows.append([copy(media_16k["wav"], root / name / f"{split}{i}.wav").relative_to(root).as_posix(), label, name, split])
     return rows
 
 
-def test_labels_csv_paths_stay_inside_the_data_root(tmp_path, media, monkeypatch):
+def test_labels_csv_paths_stay_inside_the_data_root(tmp_path, media_16k, monkeypatch):
     root = tmp_path / "set"
-    rows = sound_rows(root, media, {("dog", 0, "train"): 3, ("cat", 1, "train"): 3, ("dog", 0, "test"): 1, ("cat", 1, "test"): 1})
-    outside = copy(media["wav"], tmp_path / "elsewhere" / "x.wav")
+    rows = sound_rows(root, media_16k, {("dog", 0, "train"): 3, ("cat", 1, "train"): 3, ("dog", 0, "test"): 1, ("cat", 1, "test"): 1})
+    outside = copy(media_16k["wav"], tmp_path / "elsewhere" / "x.wav")
     labels_csv(root, rows + [["../elsewhere/x.wav", 1, "cat", "test"], [str(outside), 0, "dog", "test"], ["/etc/passwd", 0, "dog", "test"]])
     def boom(*a, **k): raise AssertionError("compute started")
     with monkeypatch.context() as m:
@@ -355,10 +337,10 @@ def test_labels_csv_errors_name_the_file_and_the_row(tmp_path, header, rows, mes
     assert str(root / "labels.csv") in str(e.value)
 
 
-def test_excluded_files_are_named_and_counts_are_what_is_scored(tmp_path, media):
+def test_excluded_files_are_named_and_counts_are_what_is_scored(tmp_path, media_16k):
     "Unreadable and missing files are named with their reason (output and excluded.csv); counts, classes and top-5 follow what is scored."
     root = tmp_path / "set"
-    rows = sound_rows(root, media, {("dog", 0, "train"): 3, ("cat", 1, "train"): 3, ("dog", 0, "test"): 2, ("cat", 1, "test"): 1})
+    rows = sound_rows(root, media_16k, {("dog", 0, "train"): 3, ("cat", 1, "train"): 3, ("dog", 0, "test"): 2, ("cat", 1, "test"): 1})
     (root / "dog" / "broken.wav").write_text("not a sound")
     rows += [["dog/broken.wav", 0, "dog", "test"], ["cat/gone.wav", 1, "cat", "test"]]
     labels_csv(root, rows)  # labels 0 and 1 only, named in a collection that once had 6 classes: nothing of 2..5 is listed
@@ -379,11 +361,11 @@ def test_excluded_files_are_named_and_counts_are_what_is_scored(tmp_path, media)
     assert top1.chance == round(1 / 3, 4) and top1.majority == round(1 / 3, 4)  # cat, 3 of 6 training files, is 1 of 3 test files
 
 
-def test_classes_too_small_for_the_folds_are_left_out_or_refused(tmp_path, media):
+def test_classes_too_small_for_the_folds_are_left_out_or_refused(tmp_path, media_16k):
     "class_folders' 5 folds need 5 files of a class: a class of 2 is reported and left out of the scored classes, or refused."
     root = tmp_path / "folders"
     for name, n in (("bird", 5), ("frog", 5), ("wolf", 2)):
-        for i in range(n): copy(media["wav"], root / name / f"{i}.wav")
+        for i in range(n): copy(media_16k["wav"], root / name / f"{i}.wav")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         metrics = evaluate(eval_config(dataset="class_folders", data_root=str(root), split=1, **SMALL), tmp_path / "run")
@@ -395,9 +377,9 @@ def test_classes_too_small_for_the_folds_are_left_out_or_refused(tmp_path, media
         evaluate(eval_config(dataset="class_folders", data_root=str(root), split=1, small_classes="refuse", **SMALL), tmp_path / "refused")
 
 
-def test_evaluate_notebook_names_the_files_it_leaves_out(tmp_path, media):
+def test_evaluate_notebook_names_the_files_it_leaves_out(tmp_path, media_16k):
     root = tmp_path / "set"
-    rows = sound_rows(root, media, {("dog", 0, "train"): 2, ("cat", 1, "train"): 2, ("dog", 0, "test"): 1, ("cat", 1, "test"): 1})
+    rows = sound_rows(root, media_16k, {("dog", 0, "train"): 2, ("cat", 1, "train"): 2, ("dog", 0, "test"): 1, ("cat", 1, "test"): 1})
     labels_csv(root, rows + [["cat/gone.wav", 1, "cat", "test"]])
     out = tmp_path / "run"
     result = papermill(tmp_path, ("preset", "tiny"), ("dataset", "csv"), ("data_root", root), ("out_dir", out), ("modality", "audio"),

@@ -10,13 +10,15 @@ from torch.utils.data import Dataset
 
 from crisscross import data
 from crisscross.data import index_media
-from crisscross.media import MediaError, write_test_video
+from crisscross.media import MediaError
+from crisscross.testing import write_test_video
 from crisscross.pretrain import build_parser, main
 from crisscross.synthetic import open_embedded
-from crisscross.trainer import (EXCLUDED_NAME, LOCK_NAME, OutDirBusyError, Preempted, ShardedSampler, check_config,
-                                config_from_preset, latest_checkpoint, load_checkpoint, lock_out_dir, make_dataset, train)
+from crisscross.engine import LOCK_NAME, OutDirBusyError, Preempted
+from crisscross.trainer import (EXCLUDED_NAME, ShardedSampler, check_config, config_from_preset, latest_checkpoint,
+                                load_checkpoint, lock_out_dir, make_dataset, train)
+from conftest import REPO, quiet_output
 
-REPO = Path(__file__).resolve().parents[1]
 ROWS = []
 
 
@@ -36,12 +38,6 @@ def fault_table(request):
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext(): print("\n".join(lines), flush=True)
 
 
-def quiet(fn, *args, **kw):
-    "Call `fn`, returning (result, what it printed)."
-    with contextlib.redirect_stdout(io.StringIO()) as out: result = fn(*args, **kw)
-    return result, out.getvalue()
-
-
 def refused(argv) -> str:
     "Run the command line `argv`, which must stop with exit status 2; returns its error message."
     err = io.StringIO()
@@ -58,7 +54,7 @@ def same_weights(a_path, b_path) -> bool:
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
     "The tiny run never stopped: 8 steps (2 epochs of 4)."
-    return quiet(train, config_from_preset("tiny"), out_dir=tmp_path_factory.mktemp("straight"))[0]
+    return quiet_output(train, config_from_preset("tiny"), out_dir=tmp_path_factory.mktemp("straight"))[0]
 
 
 RUN_SCRIPT = """
@@ -105,7 +101,7 @@ def test_sigterm_checkpoints_the_step_and_resumes_bitwise_and_the_folder_is_lock
     the step ends, one checkpoint, exit 143; a second run meanwhile is refused; resuming equals `straight`."""
     out = tmp_path / "run"
     proc, printed = start_run(tmp_path, out, workers=2)
-    with pytest.raises(OutDirBusyError) as busy: quiet(train, config_from_preset("tiny"), out_dir=out)
+    with pytest.raises(OutDirBusyError) as busy: quiet_output(train, config_from_preset("tiny"), out_dir=out)
     message = str(busy.value)
     assert "is in use by another run (host" in message and f"pid {proc.pid}" in message and "started 20" in message, message
     record("second run on a live run's out_dir", "refused, naming host, pid and start time; the live run unharmed")
@@ -117,7 +113,7 @@ def test_sigterm_checkpoints_the_step_and_resumes_bitwise_and_the_folder_is_lock
     step = state["step"]
     assert 0 < step < 8 and f"stopped by SIGTERM after step {step} (checkpoint" in stdout, stdout
     assert len(state["step_log"]["values"]) == step, "the checkpoint holds every step the run finished"
-    resumed, _ = quiet(train, config_from_preset("tiny"), out_dir=out)
+    resumed, _ = quiet_output(train, config_from_preset("tiny"), out_dir=out)
     assert resumed["param_sha256"] == straight["param_sha256"] and same_weights(resumed["checkpoint"], straight["checkpoint"])
     assert [r["loss"] for r in resumed["step_log"]] == [r["loss"] for r in straight["step_log"]]
     record(f"SIGTERM to trainer + 2 loader workers (after step {step} of 8)", "exit 143 with a checkpoint of that step; resume bitwise equal", 0)
@@ -137,10 +133,10 @@ def test_sigusr1_in_process_stops_after_the_step_and_resumes_bitwise(tmp_path, s
     cfg = config_from_preset("tiny")
     step2 = [i for i in ShardedSampler(cfg.random_clips, cfg.batch_size, seed=cfg.seed).epoch_indices()[8:16] if i != 0]
     with pytest.raises(Preempted) as stopped:
-        quiet(train, cfg, SignalAt(make_dataset(cfg), step2[0], signal.SIGUSR1), out_dir=tmp_path)
+        quiet_output(train, cfg, SignalAt(make_dataset(cfg), step2[0], signal.SIGUSR1), out_dir=tmp_path)
     assert (stopped.value.code, stopped.value.step, Path(stopped.value.checkpoint).name) == (138, 2, "ckpt-00000002.pt")
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL, "the handler is removed when training ends"
-    resumed, _ = quiet(train, cfg, out_dir=tmp_path)
+    resumed, _ = quiet_output(train, cfg, out_dir=tmp_path)
     assert resumed["param_sha256"] == straight["param_sha256"] and same_weights(resumed["checkpoint"], straight["checkpoint"])
     record("SIGUSR1 during step 2 (in-process)", "Preempted (exit 138) after step 2 with its checkpoint; resume bitwise equal", 0)
 
@@ -149,7 +145,7 @@ def test_signal_while_the_data_set_is_built_stops_before_the_first_step(tmp_path
     def build_then_signal(cfg):
         os.kill(os.getpid(), signal.SIGTERM)
         return make_dataset(cfg)
-    with pytest.raises(Preempted) as stopped: quiet(train, config_from_preset("tiny"), out_dir=tmp_path, dataset_factory=build_then_signal)
+    with pytest.raises(Preempted) as stopped: quiet_output(train, config_from_preset("tiny"), out_dir=tmp_path, dataset_factory=build_then_signal)
     assert (stopped.value.code, stopped.value.step, stopped.value.checkpoint) == (143, 0, None)
     assert not list((tmp_path / "checkpoints").iterdir())
     record("SIGTERM while the data set is built", "Preempted (exit 143) before the first step; nothing to save", 0)
@@ -245,7 +241,7 @@ def folder_set(tmp_path_factory):
 
 def test_training_names_the_data_set_and_every_file_left_out(tmp_path, folder_set):
     cfg = config_from_preset("tiny", dataset="folder", data_root=str(folder_set), audio_seconds=0.25, max_steps=1)
-    metrics, printed = quiet(train, cfg, out_dir=tmp_path)
+    metrics, printed = quiet_output(train, cfg, out_dir=tmp_path)
     assert metrics["steps"] == 1
     assert f"data set 'folder' at {folder_set}: 2 usable files, 3 excluded, 10 clips" in printed, printed
     assert "files left out (the first 20; all 3 in" in printed
@@ -315,7 +311,7 @@ def test_checkpoint_holding_code_is_not_loaded(tmp_path):
         def __reduce__(self): return (open, (str(tmp_path / "ran"), "w"))
     (tmp_path / "checkpoints").mkdir()
     torch.save({"step": 1, "model": Payload()}, tmp_path / "checkpoints" / "ckpt-00000001.pt")
-    with pytest.raises(RuntimeError) as e: quiet(train, config_from_preset("tiny"), out_dir=tmp_path)
+    with pytest.raises(RuntimeError) as e: quiet_output(train, config_from_preset("tiny"), out_dir=tmp_path)
     assert "holds code objects (io.open)" in str(e.value) and "will not be loaded" in str(e.value)
     assert "weights_only" not in str(e.value) and not (tmp_path / "ran").exists()
     record("resume from a checkpoint that would run code", "refused, naming the code object; nothing ran")

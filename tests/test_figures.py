@@ -1,15 +1,13 @@
 """The figure notebooks (saliency, umap, gallery) run for real by papermill on pretrained runs, and every PNG they
 write is read back and looked at: a plausible size, many colours, real contrast, not mostly blank."""
-import json, subprocess, sys
+import json, subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from crisscross.figures import DEMO_TERMS, check_picture, demo_runs
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from conftest import BIN, REPO
 
 
 @pytest.fixture(scope="module")

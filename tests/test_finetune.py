@@ -1,7 +1,7 @@
 """End-to-end checks of `crisscross.finetune`: miniature real layouts (UCF101 with its split files, ESC-50 with its
 meta CSV folds), two ranks under `torchrun`, SIGKILL-and-resume, and that the test split never steers the choice of
 epoch. Tiny backbones (width 4) on tiny inputs (4 frames at 16 px, 0.2 s of audio), CPU only."""
-import contextlib, csv, io, json, os, re, shutil, signal, subprocess, sys, time
+import csv, io, json, os, re, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -11,33 +11,9 @@ from crisscross.finetune import (FinetuneConfig, build_backbone, check_finetune_
                                  finetune_config, load_finetuned, make_splits, predict)
 from crisscross.finetune import main as ft_main
 from crisscross.data import ucf101_group
-from crisscross.media import write_test_audio, write_test_video
 from crisscross.synthetic import SyntheticConfig, ensure_embedded
 from crisscross.trainer import config_from_preset, load_backbones, load_checkpoint, param_digest, train
-
-
-def quiet(f, *args, **kw):
-    with contextlib.redirect_stdout(io.StringIO()): return f(*args, **kw)
-
-
-def copy(src, dst):
-    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True); shutil.copy(src, dst); return dst
-
-
-def wait_for(predicate, proc, timeout=90.0, what=""):
-    t0 = time.monotonic()
-    while not predicate():
-        if proc.poll() is not None: raise AssertionError(f"process ended (rc {proc.returncode}) before {what}: {proc.stderr.read()[-3000:]}")
-        if time.monotonic() - t0 > timeout: proc.kill(); raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    "One real file of each kind, copied into the layouts below (writing files is the slow part)."
-    d = tmp_path_factory.mktemp("media")
-    return {"avi": write_test_video(d / "a.avi", seconds=2.5, size=(64, 48), fps=16, audio_rate=16000, video_codec="mpeg4", audio_codec="mp3"),
-            "wav": write_test_audio(d / "a.wav", seconds=5.0, rate=44100)}
+from conftest import copy, quiet, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +35,7 @@ def tiny(data_root, **kw) -> FinetuneConfig:
 
 
 # (1) ------------------------------------------------------------------------------------------------------------------
-def test_ucf101_layout_from_pretrained_backbones(tmp_path, media, backbones):
+def test_ucf101_layout_from_pretrained_backbones(tmp_path, media_44k, backbones):
     "UCF101 split 1 from its real list files: validation = whole groups of the training list, test = testlist01, once."
     root, classes = tmp_path / "ucf", ["ApplyEyeMakeup", "Basketball"]
     (root / "ucfTrainTestlist").mkdir(parents=True)
@@ -69,7 +45,7 @@ def test_ucf101_layout_from_pretrained_backbones(tmp_path, media, backbones):
         for g, clips in [(1, 1), (2, 1), (8, 2), (9, 2), (10, 2), (11, 2)]:
             for k in range(1, clips + 1):
                 name = f"{c}/v_{c}_g{g:02d}_c{k:02d}.avi"
-                copy(media["avi"], root / "UCF-101" / name)
+                copy(media_44k["avi"], root / "UCF-101" / name)
                 (test if g < 8 else train).append(name)
     (root / "ucfTrainTestlist" / "trainlist01.txt").write_text("".join(f"{n} {classes.index(n.split('/')[0]) + 1}\n" for n in train))
     (root / "ucfTrainTestlist" / "testlist01.txt").write_text("".join(f"{n}\n" for n in test))
@@ -99,14 +75,14 @@ def test_ucf101_layout_from_pretrained_backbones(tmp_path, media, backbones):
 
 
 # (2) ------------------------------------------------------------------------------------------------------------------
-def test_esc50_all_folds_averaged(tmp_path, media):
+def test_esc50_all_folds_averaged(tmp_path, media_44k):
     "ESC-50 folds from meta/esc50.csv, every fold in turn (split=0): five runs, each testing its fold, then mean and spread."
     root, rows = tmp_path / "ESC-50", []
     for fold in range(1, 6):
         for target, category in ((0, "dog"), (14, "chirping_birds")):
             for take in range(2):
                 name = f"{fold}-{1000 * fold + 10 * target + take}-A-{target}.wav"
-                copy(media["wav"], root / "audio" / name); rows.append((name, fold, target, category))
+                copy(media_44k["wav"], root / "audio" / name); rows.append((name, fold, target, category))
     (root / "meta").mkdir()
     with open(root / "meta" / "esc50.csv", "w", newline="") as f:
         w = csv.writer(f); w.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])

@@ -2,15 +2,14 @@
 rotation, odd sizes, odd paths, files without a duration, files made by the ffmpeg program, bad and damaged files."""
 import io, pickle, shutil, subprocess
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
 
-from crisscross.media import (MediaError, MediaInfo, Span, audio_marks, probe, read_audio, read_span, read_stamp,
-                              write_corrupt_variants, write_test_audio, write_test_video)
+from crisscross.media import MediaError, MediaInfo, Span, probe, read_audio, read_span
+from crisscross.testing import audio_marks, read_stamp, write_corrupt_variants, write_test_audio, write_test_video
 
 SECONDS = 4.0
 KINDS = {  # name: (suffix, write_test_video arguments)

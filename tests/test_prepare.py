@@ -7,11 +7,11 @@ import pytest
 
 import numpy as np
 
-from crisscross.media import probe, read_span, read_stamp, write_test_video
-from crisscross.prepare import (PrepareSettings, TEMP_SUFFIX, main, prepare_collection, prepare_file, run_jobs, temp_path,
-                                verify_output)
+from crisscross.media import probe, read_span
+from crisscross.testing import read_stamp, write_test_video
+from crisscross.prepare import PrepareSettings, TEMP_SUFFIX, prepare_collection, prepare_file, run_jobs, temp_path, verify_output
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 VIDEOS = ["train/walk/a.mp4", "train/walk/b.avi", "train/walk/cut.avi", "train/run/c.mp4", "train/run/deeper/d.mp4",
           "train/run/e.webm"]
 

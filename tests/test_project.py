@@ -1,11 +1,9 @@
 """The project's set-up: nbdev config, command spellings, and the main job run by papermill for real."""
-import json, shutil, subprocess, sys
+import json, subprocess
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from conftest import BIN, REPO
 
 
 def run(*cmd, **kw):

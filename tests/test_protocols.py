@@ -2,23 +2,20 @@
 DCASE 2013 with its development and test folders), files written by PyAV: 100 distinct augmented training clips per
 recording, the official C grid, no test file read before the choice, the fixed DCASE split, and a papermill run of
 nbs/evaluate.ipynb by protocol name. Tiny backbones (width 4), CPU, one torch thread."""
-import json, shutil, subprocess, sys
+import json, shutil, subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from crisscross.data import Item
 from crisscross.encoders import audio_resnet18
 from crisscross.evaluation import grid_name, load_split
-from crisscross.media import write_test_audio
+from crisscross.testing import write_test_audio
 from crisscross.protocols import (DCASE2013_OFFICIAL, ESC50_OFFICIAL, ESC50_OURS, NAMED_PROTOCOLS, OFFICIAL_C_GRID, REPRO, ClipFeatures,
                                   dcase2013_run, dcase2013_sets, esc50_fold, protocol_table, run_protocol, write_dcase2013_layout,
                                   write_esc50_layout)
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from conftest import BIN, REPO
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -11,8 +11,8 @@ import pytest
 from crisscross.synthetic import (CLASS_NAMES, CLASSES, GENERATOR_VERSION, LABEL_COLUMNS, LABELS, MANIFEST, SyntheticConfig,
                                   clip_path, embedded_problem, ensure_embedded, event_frames, frame_change,
                                   make_embedded_dataset, render_clip, seed_for_clip)
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = SyntheticConfig(n_classes=4, clips_per_class=3, seconds=3, size=64, val_per_class=1, test_per_class=1)
 
 

@@ -1,16 +1,19 @@
 """End-to-end checks of `crisscross.trainer`: DDP under torchrun, kill-and-resume, atomic checkpoints, non-finite losses,
 config validation, the learning-rate schedule, and learning on generated data. Tiny models on tiny inputs (4x16x16
 video, 80x21 log-mel), CPU only."""
-import contextlib, io, json, os, signal, subprocess, sys, textwrap, time
+import contextlib, io, json, os, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
 import torch
 
-from crisscross.trainer import (DATASETS, DatasetEntry, NonFiniteLossError, LRSchedule, PoisonedViews, RandomViews,
+from crisscross.engine import list_checkpoints
+from crisscross.testing import PoisonedViews
+from crisscross.trainer import (DATASETS, DatasetEntry, NonFiniteLossError, LRSchedule, RandomViews,
                                 ShardedSampler, build_model, build_optimizer, check_config, config_from_preset,
-                                latest_checkpoint, list_checkpoints, load_backbones, load_checkpoint, make_dataset,
+                                latest_checkpoint, load_backbones, load_checkpoint, make_dataset,
                                 param_digest, remove_stale_tmp, train)
+from conftest import wait_for
 
 
 def quiet_train(*args, **kw):
@@ -20,14 +23,6 @@ def quiet_train(*args, **kw):
 def parameters(state: dict) -> dict:
     "The parameters of a model state dict (batch-norm running statistics left out)."
     return {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
-
-
-def wait_for(predicate, proc, timeout=90.0, what=""):
-    t0 = time.monotonic()
-    while not predicate():
-        if proc.poll() is not None: raise AssertionError(f"process ended (rc {proc.returncode}) before {what}: {proc.stderr.read()[-3000:]}")
-        if time.monotonic() - t0 > timeout: proc.kill(); raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 # (1) ------------------------------------------------------------------------------------------------------------------
@@ -92,7 +87,7 @@ train(cfg, Slow(make_dataset(cfg)), out_dir=sys.argv[1])
 @pytest.fixture(scope="module")
 def two_clips(tmp_path_factory):
     "Two real one-second clips (32x24, with audio): 16 clips each make the tiny preset's 4 steps an epoch."
-    from crisscross.media import write_test_video
+    from crisscross.testing import write_test_video
     root = tmp_path_factory.mktemp("two_clips")
     for name in ("a.mp4", "b.mp4"): write_test_video(root / name, seconds=1.0, size=(32, 24), fps=16, audio_rate=16000)
     return root
@@ -312,7 +307,7 @@ def test_bf16_refused_on_the_cpu():
 
 def test_audioset_pretraining_views_from_a_segment_list(tmp_path):
     "dataset='audioset' reads the clips a segment CSV in data_root lists (real files), and trains a step on them."
-    from crisscross.media import write_test_video
+    from crisscross.testing import write_test_video
     for name in ("AAAAAAAAAAA_30.000_40.000.mp4", "BBBBBBBBBBB_0.000_10.000.mp4"):
         write_test_video(tmp_path / "as" / name, seconds=3.0, size=(32, 24), fps=16, audio_rate=16000)
     (tmp_path / "as" / "balanced_train_segments.csv").write_text(

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 import torchaudio
 import torchvision.transforms.v2.functional as TF
 
-from crisscross.transforms import (LogMel, LogMelConfig, AudioEval, VideoAugment, VideoEval, AudioAugment, VideoParams,
-                                   denormalize_video, normalize_video, crop_resize_flip, IMAGENET_MEAN)
+from crisscross.transforms import (LogMel, LogMelConfig, AudioEval, VideoAugment, VideoEval, AudioAugment, denormalize_video,
+                                   normalize_video, crop_resize_flip, IMAGENET_MEAN)
 
 CUDA = torch.cuda.is_available()
 

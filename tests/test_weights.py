@@ -3,7 +3,7 @@ state dicts, and the outputs the official networks gave for a fixed input after 
 recipe; copied from the project's reference facts), written as released zips, loaded through `load_pretrained` and
 checked against those outputs; bad files refused before anything in them runs; our runs exported in the released
 format; released weights evaluated by `crisscross.evaluation` with the paper's input shapes."""
-import contextlib, io, json, math, pickle, zipfile
+import contextlib, io, json, math, zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,8 +12,8 @@ import torch
 
 from crisscross.encoders import audio_resnet18, r2plus1d_18
 from crisscross.trainer import TrainConfig, atomic_save
-from crisscross.weights import (ZOO, WeightsError, export_official, from_official, load_pretrained, load_sources, main,
-                                read_weights, to_official, write_released)
+from crisscross.weights import (ZOO, WeightsError, export_official, from_official, load_pretrained, main, read_weights,
+                                to_official, write_released)
 
 REFERENCE = json.loads((Path(__file__).parent / "official-backbones.json").read_text())
 

@@ -31,7 +31,8 @@ from PIL import Image, ImageFilter
 import torchvision.transforms.functional as TF
 
 from crisscross.data import Item, PretrainViews, index_media
-from crisscross.media import probe, read_audio, read_span, write_test_video
+from crisscross.media import probe, read_audio, read_span
+from crisscross.testing import write_test_video
 from crisscross.prepare import prepare_collection
 from crisscross.samplers import sample_windows
 from crisscross.synthetic import SyntheticConfig, ensure_embedded

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark_data import decode_only, rates   # the same bare decoding and the same timer
 from crisscross.data import Item, PretrainViews, collate_views, prepare_views
-from crisscross.media import write_test_video
+from crisscross.testing import write_test_video
 from crisscross.prepare import prepare_collection
 
 

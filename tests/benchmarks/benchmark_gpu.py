@@ -10,7 +10,7 @@ GPU before each step: samples per second, and the share of the time the step wai
 GPU; prints one table. Without a GPU it says so and exits 0; `--cpu-dry-run` runs the same code on tiny shapes on the
 CPU (tested by tests/test_transforms.py). Results: `nbs/results.ipynb`. Not a test: nothing is asserted.
 """
-import argparse, os, sys, tempfile, time
+import argparse, os, tempfile, time
 from pathlib import Path
 
 import torch
@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from crisscross.data import Item, PretrainViews, collate_views, prepare_views
 from crisscross.losses import crisscross_loss
-from crisscross.media import write_test_video
+from crisscross.testing import write_test_video
 from crisscross.prepare import prepare_collection
 from crisscross.trainer import build_model, build_optimizer, config_from_preset, mel_frames, pretrain_augments
 
