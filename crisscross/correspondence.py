@@ -119,9 +119,11 @@ def flat_figures(result: dict) -> dict:
 def epoch_probe(items: list, cfg: TrainConfig, clips: int = 2, ks=(1, 5, 10), batch_size: int = 16, cache: bool | None = None, workers=None):
     "A callable `(model, epoch) -> dict` for `train(epoch_probe=...)`: `flat_figures` of the correspondence of `model` on `items`."
     if len(items) < 2: raise ValueError(f"the epoch probe needs at least 2 held-out files, got {len(items)}: raise probe_holdout or set probe_every=0")
-    data = _file_clips(items, cfg, clips, workers)
-    if len(items) <= 512 if cache is None else cache: data = {m: _Decoded(d) for m, d in data.items()}
+    data = {}   # decoded at the first call, so that a run that never probes never decodes
     def probe(model: CrissCross, epoch: int) -> dict:
+        if not data:
+            data.update(_file_clips(items, cfg, clips, workers))
+            if len(items) <= 512 if cache is None else cache: data.update({m: _Decoded(d) for m, d in data.items()})
         device = str(next(model.parameters()).device)
         return flat_figures(correspondence(model, [], cfg, ks=ks, batch_size=batch_size, device=device, data=data))
     return probe

@@ -132,7 +132,8 @@ PRESETS = {
     "paper": dict(OFFICIAL_AUGMENT),  # the TrainConfig defaults and the official augmentation; PAPER_DEVIATIONS lists what differs
     "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, video_clip_norm=True, cache_decoded=True, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
                 audio_seconds=1.0, lr=1e-3, clips_per_video=2,
-                batch_size=32, epochs=80, warmup_epochs=1.0, num_workers=0, ckpt_every=200, random_clips=512, backbones_every=1),
+                batch_size=32, epochs=80, warmup_epochs=1.0, num_workers=0, ckpt_every=200, random_clips=512, backbones_every=1,
+                probe_every=5),  # the probe on the 112 held-out files: ~2% of an epoch a call (nbs/results.ipynb)
     "tiny": dict(dataset="random", width=4, depth=1, proj_dim=32, pred_hidden=16, frames=4, size=16, audio_seconds=0.2,
                  batch_size=8, epochs=2, warmup_epochs=0.5, lr=3e-2, final_lr=1e-2, pred_lr=3e-2, random_clips=32,
                  num_workers=0, cpu_threads=1, ckpt_every=0, keep_last=3, log_every=1, tensorboard=False, progress=False,
