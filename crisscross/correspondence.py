@@ -16,7 +16,8 @@ from .trainer import TrainConfig, build_model
 from .evaluation import head_embeddings
 
 # %% auto #0
-__all__ = ['partner_ranks', 'rank_metrics', 'correspondence', 'correspondence_probe', 'correspondence_table']
+__all__ = ['partner_ranks', 'rank_metrics', 'correspondence', 'correspondence_probe', 'correspondence_table', 'flat_figures',
+           'epoch_probe']
 
 # %% ../nbs/07b_correspondence.ipynb #15818e16
 from .data import holdout_files  # it lives with the data sets: the trainer holds files out before pretraining
@@ -103,3 +104,25 @@ def correspondence_table(probe: dict):
                              **{k: f"{fmt(statistics.fmean(v), k)} ± {fmt(spread(v), k)}" for k, v in vals.items()}))
         rows.append(dict(direction=d, weights="chance", **{k: fmt(probe["pretrained"][d]["chance"][k], k) for k in metrics}))
     return pd.DataFrame(rows)
+
+# %% ../nbs/07b_correspondence.ipynb #5626e1c7
+class _Decoded(list):
+    "Every sample of a LabelledClips, decoded once and kept, with its record of the files left out."
+    def __init__(self, clips: LabelledClips): super().__init__(clips[i] for i in range(len(clips))); self.excluded = clips.excluded
+
+def flat_figures(result: dict) -> dict:
+    "The numbers of a `correspondence` result as flat names: audio_to_video_R@1, ..., video_to_audio_median_rank, files."
+    out = {f"{d.replace('->', '_to_')}_{k}": v for d in ("audio->video", "video->audio") for k, v in result[d].items() if k not in ("n", "chance")}
+    return dict(out, files=result["files"])
+
+def epoch_probe(items: list, cfg: TrainConfig, clips: int = 2, ks=(1, 5, 10), batch_size: int = 16, cache: bool | None = None, workers=None):
+    "A callable `(model, epoch) -> dict` for `train(epoch_probe=...)`: `flat_figures` of the correspondence of `model` on `items`."
+    if len(items) < 2: raise ValueError(f"the epoch probe needs at least 2 held-out files, got {len(items)}: raise probe_holdout or set probe_every=0")
+    data = {}   # decoded at the first call, so that a run that never probes never decodes
+    def probe(model: CrissCross, epoch: int) -> dict:
+        if not data:
+            data.update(_file_clips(items, cfg, clips, workers))
+            if len(items) <= 512 if cache is None else cache: data.update({m: _Decoded(d) for m, d in data.items()})
+        device = str(next(model.parameters()).device)
+        return flat_figures(correspondence(model, [], cfg, ks=ks, batch_size=batch_size, device=device, data=data))
+    return probe

@@ -41,6 +41,14 @@ def _read_config(path) -> dict:
     if not isinstance(d, dict): raise ValueError(f"--config-json {path}: expected a JSON object of TrainConfig fields, got {type(d).__name__}")
     return d
 
+def _held_out_probe(cfg: TrainConfig) -> tuple:
+    "The data set and, on rank 0, the correspondence probe on its held-out files (None when fewer than 2), for `train`."
+    from .correspondence import epoch_probe   # the CLI is a consumer of the probe: the trainer may not import it
+    dataset = make_dataset(cfg)
+    files = getattr(dataset, "probe_files", [])
+    if len(files) < 2: print(f"probe_every={cfg.probe_every}: no probe, {len(files)} files held out (probe_holdout={cfg.probe_holdout}, dataset={cfg.dataset!r})")
+    return dataset, epoch_probe(files, cfg) if len(files) >= 2 and os.environ.get("RANK", "0") == "0" else None
+
 def main(argv: list | None = None) -> dict:
     "Parse `argv` (default: the command line), then validate (`--dry-run`) or train; returns the metrics."
     parser = build_parser()
@@ -56,7 +64,8 @@ def main(argv: list | None = None) -> dict:
         print(json.dumps(asdict(cfg), indent=1))
         print(f"config valid for {env_world_size()} process(es); data set {cfg.dataset!r}: {len(dataset):,} clips")
         return dict(config=asdict(cfg), clips=len(dataset))
-    metrics = train(cfg, out_dir=out_dir)
+    dataset, probe = _held_out_probe(cfg) if cfg.probe_every else (None, None)
+    metrics = train(cfg, dataset=dataset, out_dir=out_dir, epoch_probe=probe)
     if metrics["checkpoint"] is not None: print(json.dumps(dict(final=metrics["final"], steps=metrics["steps"], out_dir=out_dir)))
     return metrics
 

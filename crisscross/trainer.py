@@ -75,6 +75,7 @@ class TrainConfig(Config):
     random_clips: int = _f(4096, "number of clips of the generated 'random' data set", low=1)
     data_fraction: float = _f(1.0, "share of the data set's videos to pretrain on (a seeded subset, the same share of each class)")
     probe_holdout: float = _f(0.1, "share of the files held out of pretraining for the correspondence probe (seeded, at least 16, at most half; 0: none; the embedded set holds out its val and test files)")
+    probe_every: int = _f(0, "call train()'s epoch_probe every this many epochs on rank 0 (the pretrain notebook and CLI: correspondence on the held-out files), logged to TensorBoard probe/* and the epoch log (0: never)", low=0)
     cache_decoded: bool = _f(False, "decode every clip once, at the start, and keep it in memory (for small collections such as the embedded set)")
     strict: bool = _f(False, "stop at the first unreadable or too short file instead of leaving it out (and naming it)")
     # loss
@@ -131,7 +132,8 @@ PRESETS = {
     "paper": dict(OFFICIAL_AUGMENT),  # the TrainConfig defaults and the official augmentation; PAPER_DEVIATIONS lists what differs
     "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, video_clip_norm=True, cache_decoded=True, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
                 audio_seconds=1.0, lr=1e-3, clips_per_video=2,
-                batch_size=32, epochs=80, warmup_epochs=1.0, num_workers=0, ckpt_every=200, random_clips=512, backbones_every=1),
+                batch_size=32, epochs=80, warmup_epochs=1.0, num_workers=0, ckpt_every=200, random_clips=512, backbones_every=1,
+                probe_every=5),  # the probe on the 112 held-out files: ~2% of an epoch a call (nbs/results.ipynb)
     "tiny": dict(dataset="random", width=4, depth=1, proj_dim=32, pred_hidden=16, frames=4, size=16, audio_seconds=0.2,
                  batch_size=8, epochs=2, warmup_epochs=0.5, lr=3e-2, final_lr=1e-2, pred_lr=3e-2, random_clips=32,
                  num_workers=0, cpu_threads=1, ckpt_every=0, keep_last=3, log_every=1, tensorboard=False, progress=False,
@@ -454,7 +456,7 @@ class NonFiniteLossError(FloatingPointError):
     "Raised when a training step's loss is NaN or infinite (and `skip_nonfinite` is off)."
 
 RESUME_MAY_CHANGE = ("max_steps", "num_workers", "cpu_threads", "ckpt_every", "keep_last", "log_every", "tensorboard", "progress",
-                     "resume", "data_root", "skip_nonfinite", "deterministic", "device", "backbones_every")
+                     "resume", "data_root", "skip_nonfinite", "deterministic", "device", "backbones_every", "probe_every")
 
 def stack_views(samples: list) -> dict:
     "Collate: stack the four view tensors of the samples, and join their records of skipped files (other keys are ignored)."
@@ -562,12 +564,13 @@ def _log_scalars(writer, rec: dict, lrs: dict, cfg: TrainConfig, step: int):
     for name, lr in lrs.items(): writer.add_scalar(f"lr/{name}", lr, step)
     writer.add_scalar("throughput/clips_per_s", rec["clips"] / rec["seconds"], step)
 
-def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretrain", dataset_factory: Callable | None = None) -> dict:
-    "Pretrain CrissCross with `cfg` on `dataset` (or `dataset_factory(cfg)`, or `DATASETS[cfg.dataset]`), checkpointing to `out_dir`."
+def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretrain", dataset_factory: Callable | None = None,
+          epoch_probe: Callable | None = None) -> dict:
+    "Pretrain CrissCross with `cfg` on `dataset` (or `dataset_factory(cfg)`, or `DATASETS[cfg.dataset]`), checkpointing to `out_dir`; `epoch_probe(model, epoch) -> dict` every `cfg.probe_every` epochs."
     cfg = check_config(cfg, env_world_size())
     check_out_dir(out_dir)  # before anything is built or written
     env = setup_distributed(cfg.device)
-    return run_session(cfg, env, lambda cleanup: _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup))
+    return run_session(cfg, env, lambda cleanup: _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup, epoch_probe))
 
 def _pretrain_model(cfg: TrainConfig, env: DistEnv, steps_per_epoch: int) -> tuple:
     "The seeded model on the device, its optimiser and schedule, the precision, the autocast dtype and the grad scaler."
@@ -617,13 +620,25 @@ def _end_epoch(step_log: list, epoch: int, bad_files: BadFiles, dataset, writer)
         writer.flush()
     return summary
 
+def _probe_epoch(epoch_probe: Callable, model: nn.Module, epoch: int, writer) -> dict:
+    "The numbers `epoch_probe(model, epoch)` returns, with its seconds, also written to TensorBoard as probe/*; training's RNGs, mode and gradients are left as they were."
+    t0, rngs, was_training = time.perf_counter(), rng_state(), model.training
+    try:
+        with torch.no_grad(): figures = {k: v for k, v in epoch_probe(model, epoch).items() if isinstance(v, (int, float))}
+    finally: set_rng_state(rngs); model.train(was_training)
+    figures["seconds"] = time.perf_counter() - t0
+    if writer is not None:
+        for k, v in figures.items(): writer.add_scalar(f"probe/{k}", v, epoch + 1)
+        writer.flush()
+    return figures
+
 def _write_outputs(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: Path):
     "backbones.pt and metrics.json (atomically) at the end of a run."
     export_backbones(model, cfg, out_dir / "backbones.pt")
     tmp = out_dir / ".metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=1)); os.replace(tmp, out_dir / "metrics.json")
 
-def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack) -> dict:
+def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack, epoch_probe: Callable | None = None) -> dict:
     t_start = time.perf_counter()
     cuda, main = env.device.type == "cuda", env.is_main
     if main: cleanup.enter_context(lock_out_dir(out_dir))  # one run per out_dir, until this process ends
@@ -655,6 +670,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                   f"{steps_per_epoch} steps/epoch x {cfg.epochs} epochs, global batch {cfg.batch_size} = {env.world_size} "
                   f"process(es) x {cfg.accum_steps} accumulation x {micro}, {precision} on {env.device}", flush=True)
         else: print(f"resuming from {resume_from} (epoch {epoch + 1}, step {step})", flush=True)
+        if cfg.probe_every and epoch_probe is None: print(f"probe_every={cfg.probe_every} but no epoch_probe was given: no probe runs", flush=True)
         _report_data(dataset, data_name, cfg, out_dir)
 
     def checkpoint():
@@ -715,6 +731,8 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
             end_of_epoch = epoch_step == steps_per_epoch
             if end_of_epoch:
                 summary = _end_epoch(step_log, epoch, bad_files, dataset, writer)
+                if main and epoch_probe is not None and cfg.probe_every and (epoch + 1) % cfg.probe_every == 0:
+                    summary["probe"] = _probe_epoch(epoch_probe, model, epoch, writer)   # before the checkpoint, which keeps the epoch log
                 epoch_log.append(summary)
             if end_of_epoch or (cfg.ckpt_every and step % cfg.ckpt_every == 0):
                 checkpoint(); saved_at = step
@@ -723,6 +741,7 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
             if end_of_epoch:
                 bar.close()
                 if main: print(_epoch_line(summary, cfg.epochs, step, cfg.proj_dim), flush=True)
+                if main and "probe" in summary: print("  probe: " + ", ".join(f"{k} {v:.3g}" for k, v in summary["probe"].items()), flush=True)
                 if main and bad_files.total: print(f"  files skipped while decoding (rank 0): {bad_files}", flush=True)
             stop_here()
         bar.close()

@@ -1,5 +1,6 @@
 """The correspondence probe's wiring: files held out before pretraining never reach its items, the held-out share and
-minimum, the named protocol refuses weights without heads, and the pretrain notebook stores the table in metrics.json.
+minimum, the named protocol refuses weights without heads, the pretrain notebook stores the table in metrics.json, and
+the probe during training (`probe_every`, through the CLI) is logged without changing the weights.
 Real tiny videos written by PyAV; a real papermill subprocess."""
 import json, subprocess
 
@@ -7,6 +8,7 @@ import pytest
 
 from crisscross.data import holdout_files
 from crisscross.testing import write_test_video
+from crisscross.pretrain import main as pretrain_main
 from crisscross.protocols import run_protocol
 from crisscross.trainer import build_model, config_from_preset, export_backbones, make_dataset
 from conftest import BIN
@@ -57,3 +59,19 @@ def test_pretrain_notebook_writes_the_table(tmp_path, videos):
     assert probe["files"] == 3 and len(probe["random"]) == 3
     assert probe["pretrained"]["audio->video"]["chance"]["R@1"] == pytest.approx(1 / 3)
     assert len((out / "probe_files.txt").read_text().split()) == 3
+
+
+def test_probe_every_logs_without_changing_training(tmp_path, videos):
+    args = ["--preset", "tiny", "--dataset", "folder", "--data-root", str(videos), "--audio-seconds", "0.25",
+            "--probe-holdout", "0.5", "--tensorboard"]
+    plain = pretrain_main([*args, "--out-dir", str(tmp_path / "plain")])
+    probed = pretrain_main([*args, "--out-dir", str(tmp_path / "probed"), "--probe-every", "1"])
+    assert probed["param_sha256"] == plain["param_sha256"], "the probe changed training (RNG, train mode or gradients)"
+    assert [e["loss"] for e in probed["epochs"]] == [e["loss"] for e in plain["epochs"]]
+    logged = json.loads((tmp_path / "probed" / "metrics.json").read_text())["epochs"]
+    assert [e["probe"]["files"] for e in logged] == [3, 3] and all("probe" not in e for e in plain["epochs"])
+    assert 1 <= logged[-1]["probe"]["video_to_audio_median_rank"] <= 3 and 0 <= logged[-1]["probe"]["audio_to_video_R@1"] <= 1
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tb = EventAccumulator(str(tmp_path / "probed" / "tb")).Reload()
+    assert [e.step for e in tb.Scalars("probe/audio_to_video_R@1")] == [1, 2]
+    assert [e.value for e in tb.Scalars("probe/audio_to_video_median_rank")] == pytest.approx([e["probe"]["audio_to_video_median_rank"] for e in logged])
