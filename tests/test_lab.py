@@ -123,7 +123,9 @@ def jupyter_env(home: Path) -> dict:
 def lab(tmp_path):
     "JupyterLab from the venv on a free port, serving a copy of pretrain.ipynb; yields (url, token, folder, log)."
     nbs = tmp_path / "nbs"; nbs.mkdir()
-    shutil.copy(REPO / "nbs" / "pretrain.ipynb", nbs)
+    notebook = (REPO / "nbs" / "pretrain.ipynb").read_text()
+    assert '"out_dir = \\"\\"' in notebook, "pretrain.ipynb's parameters cell no longer has out_dir = \"\": update this test"
+    (nbs / "pretrain.ipynb").write_text(notebook.replace('"out_dir = \\"\\"', '"out_dir = \\"runs/pretrain\\"', 1))  # outputs in the copy
     port, token, log = free_port(), secrets.token_hex(16), tmp_path / "jupyter-lab.log"
     proc = start([BIN / "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
                   f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={nbs}", "--LabApp.expose_app_in_browser=True",
