@@ -36,6 +36,26 @@ def wait_for(predicate, proc, timeout=90.0, what=""):
         time.sleep(0.005)
 
 
+CHROMIUM_INSTALL = "apt-get install -y --no-install-recommends chromium"
+
+
+def chromium(needed_for: str) -> str:
+    "The Chromium (or Chrome) program; a clear failure naming the install command when there is none."
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if found := shutil.which(name): return found
+    pytest.fail(f"{needed_for} headless Chromium, and none is installed. Install it with `{CHROMIUM_INSTALL}` (as root; "
+                "`.ci/run` does this on CI), or put another Chromium or Chrome on PATH.")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    "Tiny tensors: one torch thread is faster, and never waits on a busy second core (use with pytestmark / autouse)."
+    import torch
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _small_avi(folder: Path) -> Path:
     return write_test_video(folder / "a.avi", seconds=2.5, size=(64, 48), fps=16, audio_rate=16000, video_codec="mpeg4", audio_codec="mp3")
 

@@ -1,5 +1,5 @@
 """The documentation site: `make docs`'s builder run for real on the notebooks, the pages opened in headless Chromium."""
-import base64, io, json, re, shutil, subprocess, sys, time
+import base64, io, json, re, subprocess, sys, time
 from html import unescape
 from pathlib import Path
 
@@ -8,22 +8,11 @@ import pytest
 from PIL import Image
 
 from crisscross.docs import build_docs, demo_project, page_name, site_notebooks, notebook_json
-from conftest import REPO
-
-INSTALL = "apt-get install -y --no-install-recommends chromium"
-
-
-def chromium() -> str:
-    "The Chromium (or Chrome) program; a clear failure, naming the install command, when there is none."
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if found := shutil.which(name): return found
-    pytest.fail(f"The docs test opens the pages in headless Chromium, and none is installed. Install it with "
-                f"`{INSTALL}` (as root; `.ci/run` does this on CI), or put another Chromium or Chrome on PATH.")
-
+from conftest import REPO, chromium
 
 def browse(page: Path, profile: Path, *args) -> subprocess.CompletedProcess:
     "Open `page` in headless Chromium with `args` (`--dump-dom`, `--screenshot=...`)."
-    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+    cmd = [chromium("The docs test opens the pages in"), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
            f"--user-data-dir={profile}", *args, page.as_uri()]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}"

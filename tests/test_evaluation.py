@@ -20,12 +20,7 @@ FAST = dict(preset="tiny", clips=2, knn_k=(1, 3), svm_c=(0.1, 1.0), linear_lr=(0
             cpu_threads=1, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    "Tiny tensors: one torch thread is faster, and never waits on a busy second core."
-    threads = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for tiny tensors
 
 
 @pytest.fixture(scope="module")

@@ -4,27 +4,18 @@ kernel ("Python 3 (crisscross)", registered by `make setup`), its cells run unti
 The browser is driven through the Chrome DevTools Protocol (websocket-client, a dependency of the pinned Jupyter stack).
 The notebook is a copy in a temporary folder, so neither JupyterLab's autosave nor the run's outputs touch the repository;
 Jupyter's user folders (config, data, settings, workspaces) are temporary too, so only the venv's kernelspec counts."""
-import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+import json, os, secrets, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import pytest
+
+from conftest import chromium
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DISPLAY_NAME = "Python 3 (crisscross)"
 SETUP = (f'{BIN / "python"} -m ipykernel install --sys-prefix --name python3 --display-name "{DISPLAY_NAME}" '
          "(what `make setup` runs)")
-
-
-INSTALL = "apt-get install -y --no-install-recommends chromium"
-
-
-def chromium() -> str:
-    "The Chromium (or Chrome) program; as in test_docs.py, a clear failure naming the install command when there is none."
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if found := shutil.which(name): return found
-    pytest.fail(f"The JupyterLab test drives headless Chromium, and none is installed. Install it with `{INSTALL}` (as root; "
-                "`.ci/run` does this on CI), or put another Chromium or Chrome on PATH.")
 
 
 def free_port() -> int:
@@ -143,7 +134,7 @@ def lab(tmp_path):
 def browser(tmp_path):
     "Headless Chromium with its DevTools port open; yields a DevTools client of its blank page."
     port, log = free_port(), tmp_path / "chromium.log"
-    proc = start([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+    proc = start([chromium("The JupyterLab test drives"), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
                   f"--remote-debugging-port={port}", "--remote-allow-origins=*", f"--user-data-dir={tmp_path / 'profile'}",
                   "--window-size=1400,1000", "about:blank"], log)
     client = None

@@ -18,11 +18,7 @@ from crisscross.protocols import (DCASE2013_OFFICIAL, ESC50_OFFICIAL, ESC50_OURS
 from conftest import BIN, REPO
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread for tiny tensors
 
 
 @pytest.fixture(scope="module")
