@@ -6,7 +6,8 @@ Docs: https://crisscross-dev.github.io/crisscross/engine.html.md"""
 
 # %% ../nbs/06c_engine.ipynb #fb7fc08c
 from __future__ import annotations
-import contextlib, gc, json, os, pickle, random, re, signal, socket, threading, time, fcntl
+import contextlib, gc, json, math, os, pickle, random, re, signal, socket, threading, time, fcntl
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -15,7 +16,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+import crisscross
 
 from .data import mix_seed
 
@@ -24,7 +28,8 @@ __all__ = ['CKPT_RE', 'PREEMPT_SIGNALS', 'LOCK_NAME', 'ShardedSampler', 'worker_
            'set_rng_state', 'atomic_save', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
            'load_checkpoint', 'remove_stale_tmp', 'env_world_size', 'DistEnv', 'setup_distributed', 'Preempted',
            'StopSignals', 'OutDirBusyError', 'check_out_dir', 'lock_out_dir', 'gather', 'unwrap', 'check_resumable',
-           'resume_state', 'stop_if_asked', 'torch_settings', 'run_session']
+           'resume_state', 'stop_if_asked', 'torch_settings', 'run_session', 'Progress', 'pack_log', 'unpack_log',
+           'pace', 'epoch_line', 'Run', 'NonFiniteLossError', 'parallel', 'mixed_precision', 'restore', 'fit']
 
 # %% ../nbs/06c_engine.ipynb #35609e22
 class ShardedSampler(Sampler):
@@ -324,3 +329,180 @@ def run_session(cfg, env: DistEnv, body: Callable):
         if preempted is not None: gc.collect()
         if env.owns_group: dist.destroy_process_group()
     raise preempted
+
+# %% ../nbs/06c_engine.ipynb #1f603789
+@dataclass
+class Progress:
+    "Where a run stands, saved in every checkpoint: the epoch, the step within it, the steps so far, and the logs."
+    epoch: int = 0
+    epoch_step: int = 0
+    step: int = 0
+    step_log: list = field(default_factory=list)
+    epoch_log: list = field(default_factory=list)
+
+def pack_log(records: list) -> dict:
+    "Step records (dicts of numbers, bools and None) as one float64 tensor: a long list of small dicts pickles slowly."
+    names = list(records[0]) if records else []
+    kinds = [type(v).__name__ if type(v) in (bool, int) else "float" for v in records[0].values()] if records else []
+    rows = [[math.nan if r[k] is None else float(r[k]) for k in names] for r in records]
+    return dict(fields=names, kinds=kinds, values=torch.tensor(rows, dtype=torch.float64).reshape(len(rows), len(names)))
+
+def unpack_log(packed: dict) -> list:
+    "The step records `pack_log` packed (NaN read back as None)."
+    cast = [{"bool": bool, "int": int}.get(k) for k in packed["kinds"]]
+    return [{k: (c(v) if c else None if math.isnan(v) else v) for k, c, v in zip(packed["fields"], cast, row)}
+            for row in packed["values"].tolist()]
+
+def pace(records: list) -> dict:
+    "The wall seconds of step `records` and the clips a second they trained on."
+    seconds = sum(r["seconds"] for r in records)
+    return dict(seconds=seconds, clips_per_s=sum(r["clips"] for r in records) / seconds if seconds else 0.0)
+
+def epoch_line(summary: dict, epochs: int, step: int, text: str, prefix: str = "") -> str:
+    "The line a run prints after an epoch: where it stands, the run's own `text`, then the learning rate and the speed."
+    s = summary
+    return f"{prefix}epoch {s['epoch']}/{epochs} (step {step}): {text}  lr {s['lr']:.2e}  {s['clips_per_s']:.1f} clips/s  {s['seconds']:.1f} s"
+
+# %% ../nbs/06c_engine.ipynb #9c74d7fb
+class Run:
+    "A training run as `fit` drives it. A subclass sets these attributes and defines `step` and `end_epoch`; the other hooks may stay."
+    model: nn.Module        # the model itself (not a DDP wrapper): checkpointed and restored
+    optimizer: torch.optim.Optimizer
+    schedule: object        # the learning-rate schedule (state_dict, load_state_dict)
+    scaler: torch.amp.GradScaler
+    dataset: object         # map-style; `set_epoch(epoch)` is called when it has one
+    sampler: ShardedSampler
+    batch_size: int         # items a DataLoader batch holds: one forward pass on one rank
+    collate_fn = None       # the DataLoader's (None: torch's default)
+    name = ""               # the progress bar's prefix, e.g. "refit "
+
+    def step(self, next_batch: Callable, step: int) -> dict:
+        "One optimiser step on `next_batch()` (called once per forward pass); its record: numbers, or 0-d tensors left on the device."
+        raise NotImplementedError
+    def end_epoch(self, epoch: int, records: list) -> dict:
+        "The epoch's summary from its step `records`, before the epoch's checkpoint."
+        raise NotImplementedError
+    def after_epoch(self, summary: dict, progress: Progress): "On rank 0, after the epoch's checkpoint: print, export."
+    def logged(self, records: list): "Step records just read from the device (TensorBoard)."
+    def state(self) -> dict: return {}     # the run's own checkpoint entries
+    def halt(self) -> bool: return False   # stop before the next epoch (early stopping)
+    def nonfinite(self, record: dict, last_checkpoint) -> Exception:
+        "The error that stops the run at a step with a non-finite loss."
+        return NonFiniteLossError(f"non-finite loss ({record['loss']}) at epoch {record['epoch'] + 1}, step {record['step']}: stopped without "
+                                  f"saving; the last good checkpoint is {last_checkpoint or 'none'}. Lower the learning rate, prefer bf16 "
+                                  "to fp16, or check the data for NaN/inf")
+
+class NonFiniteLossError(FloatingPointError):
+    "A step's loss was NaN or infinite; the run stopped without saving it."
+
+def parallel(model: nn.Module, env: DistEnv, deterministic: bool) -> nn.Module:
+    "`model` in DistributedDataParallel over the process group (itself on one process); cuDNN autotuning on CUDA unless deterministic."
+    cuda = env.device.type == "cuda"
+    if cuda and not deterministic: torch.backends.cudnn.benchmark = True
+    return DistributedDataParallel(model, device_ids=[env.local_rank] if cuda else None) if env.distributed else model
+
+def mixed_precision(precision: str, env: DistEnv) -> tuple:
+    "The autocast dtype (None: fp32) and the grad scaler (enabled for fp16 only) of a run at `precision`."
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision), torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
+
+# %% ../nbs/06c_engine.ipynb #ff7ffa51
+def restore(run: Run, state: dict | None, seed: int, env: DistEnv, seed_key: tuple = ()) -> Progress:
+    "Load checkpoint `state` into `run` (model, optimiser, schedule, scaler) and every RNG; with no state, seed this rank by `seed_key`."
+    if state is None:
+        seed_everything(mix_seed(seed, "rank", env.rank, *seed_key))
+        return Progress()
+    run.model.load_state_dict(state["model"]); run.optimizer.load_state_dict(state["optimizer"]); run.schedule.load_state_dict(state["scheduler"])
+    if run.scaler.is_enabled() and state["scaler"]: run.scaler.load_state_dict(state["scaler"])
+    pos = Progress(state["epoch"], state["epoch_step"], state["step"], unpack_log(state["step_log"]), state["epoch_log"])
+    if pos.epoch_step >= run.sampler.steps_per_epoch: pos.epoch, pos.epoch_step = pos.epoch + 1, 0
+    if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
+    else: seed_everything(mix_seed(seed, "rank", env.rank, "step", pos.step))   # another world size: fresh streams per rank
+    return pos
+
+class _Fit:
+    "The state of one `fit`: the run, where it stands, the step records not yet read from the device, the last saved step."
+    def __init__(self, run: Run, pos: Progress, cfg, env: DistEnv, ckpt_dir: Path, stop: StopSignals, epochs: int, log_every: int, resumed: bool):
+        self.run, self.pos, self.cfg, self.env, self.ckpt_dir, self.stop = run, pos, cfg, env, Path(ckpt_dir), stop
+        self.epochs, self.log_every, self.pending, self.saved_at = epochs, max(1, log_every), [], pos.step if resumed else -1
+
+    def reached(self) -> bool: return bool(self.cfg.max_steps) and self.pos.step >= self.cfg.max_steps
+
+    def flush(self, bar=None):
+        "Read the pending records' device numbers in one transfer, stop at a non-finite loss, log them."
+        if not self.pending: return
+        where = [(r, k) for r in self.pending for k, v in r.items() if torch.is_tensor(v)]
+        if where:
+            for (r, k), v in zip(where, torch.stack([r[k].detach().double().reshape(()) for r, k in where]).tolist()): r[k] = v
+        records, self.pending = self.pending, []
+        for r in records:
+            if r.get("loss") is not None and not math.isfinite(r["loss"]): raise self.run.nonfinite(r, latest_checkpoint(self.ckpt_dir))
+        self.pos.step_log += records
+        self.run.logged(records)
+        last = records[-1]
+        if bar is not None and last.get("loss") is not None:
+            bar.set_postfix(loss=f"{last['loss']:+.4f}", clips_s=f"{last['clips'] / last['seconds']:.1f}")
+
+    def checkpoint(self):
+        "Write the run's state atomically (rank 0; every rank's RNG states), keeping `keep_last`."
+        self.flush()
+        run, pos, rngs = self.run, self.pos, gather(rng_state(), self.env)
+        self.saved_at = pos.step
+        if not self.env.is_main: return
+        save_checkpoint(dict(
+            model=run.model.state_dict(), optimizer=run.optimizer.state_dict(), scheduler=run.schedule.state_dict(),
+            scaler=run.scaler.state_dict() if run.scaler.is_enabled() else {}, epoch=pos.epoch, epoch_step=pos.epoch_step, step=pos.step,
+            sampler=dict(run.sampler.state_dict(), start_index=pos.epoch_step * run.sampler.per_rank), rng=rngs, config=asdict(self.cfg),
+            version=crisscross.__version__, world_size=self.env.world_size, step_log=pack_log(pos.step_log), epoch_log=pos.epoch_log,
+            **run.state()), self.ckpt_dir, pos.step, self.cfg.keep_last)
+
+    def stop_here(self):
+        "After a stop signal on any rank: checkpoint, and end with `Preempted` on every rank."
+        stop_if_asked(self.stop, self.env, self.pos.step, self.saved_at, self.checkpoint, self.ckpt_dir)
+
+    def one_step(self, batches, bar):
+        t0, pos = time.perf_counter(), self.pos
+        record = self.run.step(lambda: next(batches), pos.step)
+        pos.step += 1; pos.epoch_step += 1
+        self.pending.append(dict(step=pos.step, epoch=pos.epoch, seconds=time.perf_counter() - t0, **record))
+        bar.update(1)
+        if pos.step % self.log_every == 0: self.flush(bar)
+
+    def end_epoch(self, bar):
+        self.flush(bar)
+        pos = self.pos
+        summary = self.run.end_epoch(pos.epoch, [r for r in pos.step_log if r["epoch"] == pos.epoch])
+        pos.epoch_log.append(summary)
+        self.checkpoint()
+        bar.close()
+        if self.env.is_main: self.run.after_epoch(summary, pos)
+
+    def epoch(self, cleanup: contextlib.ExitStack):
+        "The rest of the current epoch: its data order, its steps, checkpoints and stop signals."
+        run, pos, cfg, env, steps = self.run, self.pos, self.cfg, self.env, self.run.sampler.steps_per_epoch
+        run.sampler.set_epoch(pos.epoch, start_index=pos.epoch_step * run.sampler.per_rank)
+        if hasattr(run.dataset, "set_epoch"): run.dataset.set_epoch(pos.epoch)
+        loader = DataLoader(run.dataset, batch_size=run.batch_size, sampler=run.sampler, num_workers=cfg.num_workers, collate_fn=run.collate_fn,
+                            worker_init_fn=worker_init_fn, pin_memory=env.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(mix_seed(cfg.seed, "loader", env.rank, pos.epoch)))
+        batches = iter(loader)
+        bar = cleanup.enter_context(tqdm(total=steps, initial=pos.epoch_step, desc=f"{run.name}epoch {pos.epoch + 1}/{self.epochs}",
+                                         disable=not (env.is_main and cfg.progress)))
+        while pos.epoch_step < steps and not self.reached():
+            self.one_step(batches, bar)
+            if pos.epoch_step == steps: self.end_epoch(bar)
+            elif cfg.ckpt_every and pos.step % cfg.ckpt_every == 0: self.checkpoint()
+            self.stop_here()
+        bar.close()
+        del batches, loader
+        if pos.epoch_step == steps: pos.epoch, pos.epoch_step = pos.epoch + 1, 0
+
+def fit(run: Run, cfg, env: DistEnv, ckpt_dir, stop: StopSignals, cleanup: contextlib.ExitStack, state: dict | None = None,
+        seed_key: tuple = (), epochs: int | None = None, log_every: int = 10) -> Progress:
+    "Train `run` from checkpoint `state` (None: afresh) up to `epochs` (default `cfg.epochs`) or `cfg.max_steps`; returns where it ended."
+    pos = restore(run, state, cfg.seed, env, seed_key)
+    if env.is_main: Path(ckpt_dir).mkdir(parents=True, exist_ok=True); remove_stale_tmp(ckpt_dir)
+    loop = _Fit(run, pos, cfg, env, ckpt_dir, stop, epochs or cfg.epochs, log_every, resumed=state is not None)
+    loop.stop_here()   # a signal while the run was being built: nothing new to save
+    while pos.epoch < loop.epochs and not loop.reached() and not run.halt(): loop.epoch(cleanup)
+    if loop.saved_at != pos.step: loop.checkpoint()   # stopped by max_steps between checkpoints
+    return pos

@@ -6,7 +6,7 @@ Docs: https://crisscross-dev.github.io/crisscross/finetune.html.md"""
 
 # %% ../nbs/08_finetune.ipynb #3014c9a9
 from __future__ import annotations
-import argparse, contextlib, dataclasses, json, math, os, re, statistics, time
+import argparse, contextlib, dataclasses, json, math, os, statistics, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -15,7 +15,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
@@ -26,11 +25,11 @@ from .data import (LabelledClips, dcase2013, esc50, esc50_group, hmdb51, index_m
                              ucf101, ucf101_group, validation_split)
 from .synthetic import open_embedded
 from .config import Config, option, type_problems, value_problems
-from .engine import (DistEnv, ShardedSampler, StopSignals, atomic_save, env_world_size, gather, latest_checkpoint,
-                               load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state, rng_state, run_session, save_checkpoint,
-                               seed_everything, set_rng_state, setup_distributed, stop_if_asked, unwrap, worker_init_fn)
+from .engine import (DistEnv, NonFiniteLossError, Progress, Run, ShardedSampler, StopSignals, atomic_save, env_world_size, epoch_line,
+                               fit, gather, latest_checkpoint, load_checkpoint, lock_out_dir, mixed_precision, pace, parallel, resume_state,
+                               run_session, seed_everything, setup_distributed, unwrap, worker_init_fn)
 from .trainer import (CPU_BF16_REFUSED, DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig,
-                                config_from_preset, LRSchedule, NonFiniteLossError, param_digest, resolve_precision)
+                                config_from_preset, LRSchedule, param_digest, resolve_precision)
 from .weights import load_pretrained, source_problem
 from .evaluation import labels_csv_splits
 
@@ -41,8 +40,8 @@ __all__ = ['OFFICIAL_FINETUNE', 'FINETUNE_PRESETS', 'REPRODUCTIONS', 'PAPER_SAYS
            'finetune_config_from_dict', 'finetune_settings_table', 'reproduction_table', 'pretraining_settings_table',
            'FinetuneData', 'resolve_modality', 'check_finetune_config', 'FinetuneSplits', 'make_splits', 'Classifier',
            'backbone_shape', 'build_backbone', 'predict', 'dense_scores', 'training_clips', 'eval_clips',
-           'build_finetune_optimizer', 'StepSchedule', 'build_schedule', 'plot_curves', 'summarise_splits', 'finetune',
-           'load_finetuned', 'build_parser', 'main']
+           'build_finetune_optimizer', 'StepSchedule', 'build_schedule', 'FinetunePhase', 'plot_curves',
+           'summarise_splits', 'finetune', 'load_finetuned', 'build_parser', 'main']
 
 # %% ../nbs/08_finetune.ipynb #73c232cf
 _f = option  # crisscross.config.option: default, help, choices, bounds
@@ -435,28 +434,17 @@ def _index(paths: list, env: DistEnv, progress: bool):
     if env.distributed and env.is_main: dist.barrier()
     return index
 
-def _columns(records: list) -> dict:
-    "A list of flat dicts as a dict of lists (compact in a checkpoint)."
-    return {k: [r[k] for r in records] for k in (records[0] if records else {})}
-
-def _rows(columns: dict) -> list:
-    keys = list(columns)
-    return [dict(zip(keys, vals)) for vals in zip(*columns.values())] if keys else []
-
-def _epoch_summary(step_log: list, epoch: int, batch_size: int, val: dict | None, better: bool, lr: float) -> dict:
+def _epoch_summary(records: list, epoch: int, val: dict | None, better: bool) -> dict:
     "One epoch's line of the log: training loss and top-1 over its steps, validation scores (None in a refit), speed."
-    recs = [r for r in step_log if r["epoch"] == epoch]
-    secs = sum(r["seconds"] for r in recs)
     v = val or {}
-    return dict(epoch=epoch + 1, steps=len(recs), train_loss=sum(r["loss"] for r in recs) / len(recs),
-                train_top1=sum(r["top1"] for r in recs) / len(recs), val_top1=v.get("top1"), val_top5=v.get("top5"),
-                val_clip_top1=v.get("clip_top1"), val_loss=v.get("loss"), lr=lr, best=better, seconds=secs,
-                clips_per_s=len(recs) * batch_size / secs if secs else 0.0)
+    return dict(epoch=epoch + 1, steps=len(records), train_loss=sum(r["loss"] for r in records) / len(records),
+                train_top1=sum(r["top1"] for r in records) / len(records), val_top1=v.get("top1"), val_top5=v.get("top5"),
+                val_clip_top1=v.get("clip_top1"), val_loss=v.get("loss"), lr=records[-1]["lr"], best=better, **pace(records))
 
-def _epoch_line(s: dict, epochs: int, step: int, phase: str = "select") -> str:
+def _epoch_text(s: dict) -> str:
+    "What a fine-tuning epoch's line says: the training loss and top-1, and the validation scores in a selection."
     val = (f" | val top-1 {s['val_top1']:.3f} loss {s['val_loss']:.4f}{'  (best)' if s['best'] else ''}" if s["val_top1"] is not None else "")
-    return (f"{'refit ' if phase == 'refit' else ''}epoch {s['epoch']}/{epochs} (step {step}): train loss {s['train_loss']:.4f} "
-            f"top-1 {s['train_top1']:.3f}{val} | lr {s['lr']:.2e}  {s['clips_per_s']:.1f} clips/s  {s['seconds']:.1f} s")
+    return f"train loss {s['train_loss']:.4f} top-1 {s['train_top1']:.3f}{val}"
 
 def _paths(*datasets) -> list:
     "The distinct files `datasets` can read, sorted: what a phase touches."
@@ -491,128 +479,90 @@ def _resume(ckpt_dir: Path, cfg: FinetuneConfig):
     "The latest checkpoint's state in `ckpt_dir` (None when there is none), checked against `cfg`."
     return resume_state(ckpt_dir, asdict(cfg), cfg.resume, FT_RESUME_MAY_CHANGE)
 
-def _phase_model(cfg: FinetuneConfig, n_classes: int, modality: str, steps_per_epoch: int, env: DistEnv) -> tuple:
-    "A fresh classifier on the device, its optimiser, schedule and grad scaler, the precision and the autocast dtype."
-    seed_everything(cfg.seed)   # the same head (and random backbone) in both phases
-    model = Classifier(build_backbone(cfg, modality), n_classes, cfg.dropout, cfg.head_init)
-    if env.device.type == "cuda" and env.distributed and cfg.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(env.device)
-    precision = resolve_precision(cfg)
-    scaler = torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
-    return (model, build_finetune_optimizer(model, cfg), build_schedule(cfg, steps_per_epoch), scaler, precision,
-            {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision))
+class FinetunePhase(Run):
+    "One phase of fine-tuning on the shared loop (`crisscross.engine.fit`): 'select' validates every epoch and keeps the best, 'refit' does not validate."
+    def __init__(self, cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: int, modality: str, epochs: int, env: DistEnv, state: dict | None):
+        self.cfg, self.phase, self.dataset, self.val_ds, self.epochs, self.env, self.name = cfg, phase, train_ds, val_ds, epochs, env, f"{phase} "
+        self.sampler = ShardedSampler(len(train_ds), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
+        self.batch_size = self.sampler.per_rank
+        seed_everything(cfg.seed)   # the same head (and random backbone) in both phases
+        self.model = Classifier(build_backbone(cfg, modality), n_classes, cfg.dropout, cfg.head_init)
+        if env.device.type == "cuda" and env.distributed and cfg.sync_bn: self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.model.to(env.device)
+        self.precision = resolve_precision(cfg)
+        self.amp_dtype, self.scaler = mixed_precision(self.precision, env)
+        self.optimizer, self.schedule = build_finetune_optimizer(self.model, cfg), build_schedule(cfg, self.sampler.steps_per_epoch)
+        self.net = parallel(self.model, env, cfg.deterministic)
+        self.stopped, self.best, self.best_state = ((state["stopped"], state["best"], state["best_model"]) if state is not None
+                                                    else (False, dict(epoch=None, top1=-1.0, loss=math.inf), None))
 
-def _restore(state, cfg, phase, model, optimizer, schedule, scaler, steps_per_epoch: int, env: DistEnv) -> tuple:
-    "Load a checkpoint's `state` into the run (or seed a fresh one): epoch, epoch_step, step, stopped, step_log, epoch_log, best, best_state."
-    if state is None:
-        seed_everything(mix_seed(cfg.seed, "rank", env.rank, *(("refit",) if phase == "refit" else ())))
-        return 0, 0, 0, False, [], [], dict(epoch=None, top1=-1.0, loss=math.inf), None
-    model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"]); schedule.load_state_dict(state["scheduler"])
-    if scaler.is_enabled() and state["scaler"]: scaler.load_state_dict(state["scaler"])
-    epoch, epoch_step, step = state["epoch"], state["epoch_step"], state["step"]
-    if epoch_step >= steps_per_epoch: epoch, epoch_step = epoch + 1, 0
-    if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
-    else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
-    return epoch, epoch_step, step, state["stopped"], _rows(state["step_log"]), state["epoch_log"], state["best"], state["best_model"]
+    def step(self, next_batch: Callable, step: int) -> dict:
+        "A cross-entropy step on one batch of single clips; loss and top-1 averaged over the ranks, left on the device."
+        env, lr = self.env, self.schedule.apply(self.optimizer, step)["weights"]
+        batch = next_batch()
+        x, y = batch["x"][:, 0].to(env.device, non_blocking=True), batch["label"].to(env.device, non_blocking=True)
+        with torch.autocast(env.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            logits = self.net(x)
+        loss = F.cross_entropy(logits.float(), y)
+        stats = torch.stack([loss.detach(), (logits.argmax(1) == y).float().mean()]).double()
+        if env.distributed: dist.all_reduce(stats); stats /= env.world_size
+        self.scaler.scale(loss).backward(); self.scaler.step(self.optimizer); self.scaler.update(); self.optimizer.zero_grad(set_to_none=True)
+        return dict(loss=stats[0], top1=stats[1], lr=lr, clips=self.cfg.batch_size)
 
-def _phase_banner(cfg: FinetuneConfig, model, train_ds, val_ds, n_classes: int, modality: str, stop_epoch: int, steps_per_epoch: int,
-                  precision: str, env: DistEnv) -> str:
+    def end_epoch(self, epoch: int, records: list) -> dict:
+        "Validate (selection only), keep the best epoch's weights, decide on early stopping; the epoch's summary."
+        cfg = self.cfg
+        _sync_buffers(self.model, self.env)
+        val = self.evaluate(self.val_ds) if self.val_ds is not None else None
+        better = val is not None and (val["top1"] > self.best["top1"] or (val["top1"] == self.best["top1"] and val["loss"] < self.best["loss"]))
+        if better:
+            self.best = dict(epoch=epoch + 1, top1=val["top1"], loss=val["loss"])
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        self.stopped = bool(cfg.patience) and val is not None and epoch + 1 - self.best["epoch"] >= cfg.patience and epoch + 1 < self.epochs
+        return _epoch_summary(records, epoch, val, better)
+
+    def evaluate(self, ds) -> dict:
+        return dense_scores(predict(self.model, ds, self.cfg.eval_batch_size, self.env.device, self.amp_dtype, self.cfg.num_workers, self.env), ds.labels)
+
+    def after_epoch(self, summary: dict, progress: Progress):
+        print(epoch_line(summary, self.epochs, progress.step, _epoch_text(summary), prefix="refit " if self.phase == "refit" else ""), flush=True)
+        if self.stopped: print(f"early stop: no better validation top-1 for {self.cfg.patience} epochs (best: epoch {self.best['epoch']})")
+
+    def state(self) -> dict: return dict(stopped=self.stopped, best=self.best, best_model=self.best_state, phase=self.phase)
+    def halt(self) -> bool: return self.stopped
+
+    def nonfinite(self, r: dict, last_checkpoint) -> NonFiniteLossError:
+        return NonFiniteLossError(f"non-finite training loss ({r['loss']}) in {self.phase} epoch {r['epoch'] + 1}, step {r['step']}: stopped "
+                                  f"without saving; the last good checkpoint is {last_checkpoint or 'none'}. Lower lr, prefer bf16 to fp16, "
+                                  "or check the data for NaN/inf")
+
+def _phase_banner(cfg: FinetuneConfig, run: FinetunePhase, n_classes: int, modality: str, env: DistEnv) -> str:
     "The line a phase starts with: which backbone, which data, how many steps, on what."
     source = "random init" if cfg.checkpoint == "random" else cfg.checkpoint
-    what = (f"{len(train_ds)} train clips / {len(val_ds)} val files" if val_ds is not None
-            else f"refit on train + val ({len(train_ds)} clips) for the chosen {stop_epoch} epochs")
-    return (f"fine-tuning the {modality} backbone ({source}, {count_parameters(model):,} parameters with the head) on {cfg.dataset} "
-            f"split {cfg.split}: {what}, {n_classes} classes; {steps_per_epoch} steps/epoch, global batch {cfg.batch_size} = "
-            f"{env.world_size} x {cfg.batch_size // env.world_size}, {precision} on {env.device}")
+    what = (f"{len(run.dataset)} train clips / {len(run.val_ds)} val files" if run.val_ds is not None
+            else f"refit on train + val ({len(run.dataset)} clips) for the chosen {run.epochs} epochs")
+    return (f"fine-tuning the {modality} backbone ({source}, {count_parameters(run.model):,} parameters with the head) on {cfg.dataset} "
+            f"split {cfg.split}: {what}, {n_classes} classes; {run.sampler.steps_per_epoch} steps/epoch, global batch {cfg.batch_size} = "
+            f"{env.world_size} x {cfg.batch_size // env.world_size}, {run.precision} on {env.device}")
 
 def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: int, modality: str, ckpt_dir: Path, stop_epoch: int,
                  env: DistEnv, cleanup: contextlib.ExitStack, stop: StopSignals) -> dict:
     "Train `phase` ('select': validate each epoch, keep the best; 'refit': no validation) up to `stop_epoch`, resumably in `ckpt_dir`."
-    cuda, main = env.device.type == "cuda", env.is_main
     state, resume_from = _resume(ckpt_dir, cfg)
     if len(train_ds) < cfg.batch_size:
         raise ValueError(f"split {cfg.split} of {cfg.dataset} has {len(train_ds)} usable training clips per epoch, fewer than one global batch "
                          f"(batch_size={cfg.batch_size}): lower batch_size to at most {len(train_ds)} or add data")
-    sampler = ShardedSampler(len(train_ds), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
-    steps_per_epoch, per_rank = sampler.steps_per_epoch, sampler.per_rank
-    model, optimizer, schedule, scaler, precision, amp_dtype = _phase_model(cfg, n_classes, modality, steps_per_epoch, env)
-    epoch, epoch_step, step, stopped, step_log, epoch_log, best, best_state = _restore(
-        state, cfg, phase, model, optimizer, schedule, scaler, steps_per_epoch, env)
-    net = DistributedDataParallel(model, device_ids=[env.local_rank] if cuda else None) if env.distributed else model
-    if cuda and not cfg.deterministic: torch.backends.cudnn.benchmark = True
-    if main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True); remove_stale_tmp(ckpt_dir)
-        if state is None: print(_phase_banner(cfg, model, train_ds, val_ds, n_classes, modality, stop_epoch, steps_per_epoch, precision, env), flush=True)
-        else: print(f"resuming {phase} from {resume_from} (epoch {epoch + 1}, step {step})", flush=True)
-
-    def checkpoint():
-        rngs = gather(rng_state(), env)
-        if not main: return None
-        return save_checkpoint(dict(
-            model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(),
-            scaler=scaler.state_dict() if scaler.is_enabled() else {}, epoch=epoch, epoch_step=epoch_step, step=step, stopped=stopped,
-            rng=rngs, config=asdict(cfg), version=crisscross.__version__, world_size=env.world_size, step_log=_columns(step_log),
-            epoch_log=epoch_log, best=best, best_model=best_state, phase=phase), ckpt_dir, step, cfg.keep_last)
-
-    reached = lambda: bool(cfg.max_steps) and step >= cfg.max_steps
-    saved_at = step if state is not None else -1
-    stop_here = lambda: stop_if_asked(stop, env, step, saved_at, checkpoint, ckpt_dir)   # SIGTERM / SIGUSR1: finish the step, save, exit
-    stop_here()
-    evaluate = lambda ds: dense_scores(predict(model, ds, cfg.eval_batch_size, env.device, amp_dtype, cfg.num_workers, env), ds.labels)
-    while epoch < stop_epoch and not reached() and not stopped:
-        sampler.set_epoch(epoch, start_index=epoch_step * per_rank)
-        train_ds.set_epoch(epoch)
-        loader = DataLoader(train_ds, batch_size=per_rank, sampler=sampler, num_workers=cfg.num_workers, worker_init_fn=worker_init_fn,
-                            pin_memory=cuda, generator=torch.Generator().manual_seed(mix_seed(cfg.seed, "loader", env.rank, epoch)))
-        batches = iter(loader)
-        bar = cleanup.enter_context(tqdm(total=steps_per_epoch, initial=epoch_step, desc=f"{phase} epoch {epoch + 1}/{stop_epoch}",
-                                         disable=not (main and cfg.progress)))
-        while epoch_step < steps_per_epoch and not reached():
-            t0 = time.perf_counter()
-            lr = schedule.apply(optimizer, step)["weights"]
-            batch = next(batches)
-            x, y = batch["x"][:, 0].to(env.device, non_blocking=True), batch["label"].to(env.device, non_blocking=True)
-            with torch.autocast(env.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                logits = net(x)
-            loss = F.cross_entropy(logits.float(), y)
-            stats = torch.stack([loss.detach(), (logits.argmax(1) == y).float().mean()]).double()
-            if env.distributed: dist.all_reduce(stats); stats /= env.world_size
-            if not math.isfinite(stats[0].item()):
-                raise NonFiniteLossError(f"non-finite training loss ({stats[0].item()}) in {phase} epoch {epoch + 1}, step {step + 1}: stopped "
-                                         f"without saving; the last good checkpoint is {latest_checkpoint(ckpt_dir) or 'none'}. Lower "
-                                         "lr, prefer bf16 to fp16, or check the data for NaN/inf")
-            scaler.scale(loss).backward(); scaler.step(optimizer); scaler.update(); optimizer.zero_grad(set_to_none=True)
-            step += 1; epoch_step += 1
-            seconds = time.perf_counter() - t0
-            step_log.append(dict(step=step, epoch=epoch, loss=stats[0].item(), top1=stats[1].item(), lr=lr, seconds=seconds))
-            bar.update(1); bar.set_postfix(loss=f"{stats[0].item():.4f}", clips_s=f"{cfg.batch_size / seconds:.1f}")
-            end_of_epoch = epoch_step == steps_per_epoch
-            if end_of_epoch:
-                _sync_buffers(model, env)
-                val = evaluate(val_ds) if val_ds is not None else None
-                better = val is not None and (val["top1"] > best["top1"] or (val["top1"] == best["top1"] and val["loss"] < best["loss"]))
-                if better:
-                    best = dict(epoch=epoch + 1, top1=val["top1"], loss=val["loss"])
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                summary = _epoch_summary(step_log, epoch, cfg.batch_size, val, better, lr)
-                epoch_log.append(summary)
-                stopped = bool(cfg.patience) and val is not None and epoch + 1 - best["epoch"] >= cfg.patience and epoch + 1 < stop_epoch
-            if end_of_epoch or (cfg.ckpt_every and step % cfg.ckpt_every == 0):
-                checkpoint(); saved_at = step
-            if end_of_epoch:
-                bar.close()
-                if main: print(_epoch_line(summary, stop_epoch, step, phase), flush=True)
-                if main and stopped: print(f"early stop: no better validation top-1 for {cfg.patience} epochs (best: epoch {best['epoch']})")
-            stop_here()
-        bar.close()
-        del batches, loader
-        if epoch_step == steps_per_epoch: epoch, epoch_step = epoch + 1, 0
-    if saved_at != step: checkpoint()   # stopped by max_steps between checkpoints
-    _sync_buffers(model, env)
-    digests = gather(param_digest(model), env)
-    return dict(model=model, best=best, best_state=best_state, epoch=epoch, epoch_log=epoch_log, step_log=step_log, step=step,
-                steps_per_epoch=steps_per_epoch, stopped=stopped, complete=epoch >= stop_epoch or stopped, digests=digests,
-                precision=precision, amp_dtype=amp_dtype, checkpoint=str(latest_checkpoint(ckpt_dir)) if main else None)
+    run = FinetunePhase(cfg, phase, train_ds, val_ds, n_classes, modality, stop_epoch, env, state)
+    if env.is_main:
+        if state is None: print(_phase_banner(cfg, run, n_classes, modality, env), flush=True)
+        else: print(f"resuming {phase} from {resume_from} (epoch {state['epoch'] + (state['epoch_step'] >= run.sampler.steps_per_epoch) + 1}, "
+                    f"step {state['step']})", flush=True)
+    pos = fit(run, cfg, env, ckpt_dir, stop, cleanup, state, seed_key=("refit",) if phase == "refit" else (), epochs=stop_epoch)
+    _sync_buffers(run.model, env)
+    digests = gather(param_digest(run.model), env)
+    return dict(model=run.model, best=run.best, best_state=run.best_state, epoch=pos.epoch, epoch_log=pos.epoch_log, step_log=pos.step_log,
+                step=pos.step, steps_per_epoch=run.sampler.steps_per_epoch, stopped=run.stopped, complete=pos.epoch >= stop_epoch or run.stopped,
+                digests=digests, precision=run.precision, amp_dtype=run.amp_dtype, checkpoint=str(latest_checkpoint(ckpt_dir)) if env.is_main else None)
 
 def _finetune_split(cfg: FinetuneConfig, out_dir: Path, env: DistEnv, cleanup: contextlib.ExitStack, stop: StopSignals) -> dict:
     t_start, main, k = time.perf_counter(), env.is_main, cfg.clips_per_video

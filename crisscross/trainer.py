@@ -6,19 +6,16 @@ Docs: https://crisscross-dev.github.io/crisscross/trainer.html.md"""
 
 # %% ../nbs/06_trainer.ipynb #7c600b06
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, json, math, os, pickle, random, re, time
+import contextlib, dataclasses, hashlib, json, math, os, random, time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from torch.utils.data import Dataset
 
 import crisscross
 from .encoders import VIEWS, CrissCross, audio_resnet18, count_parameters, r2plus1d_18
@@ -28,10 +25,9 @@ from .transforms import VideoAugment
 from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
 from .synthetic import open_embedded
 from .config import Config, option, type_problems, value_problems
-from .engine import (DistEnv, ShardedSampler, StopSignals, _use_cuda, atomic_save, check_out_dir, env_world_size,
-                               gather, latest_checkpoint, load_checkpoint, lock_out_dir, remove_stale_tmp, resume_state,
-                               rng_state, run_session, save_checkpoint, seed_everything, set_rng_state, setup_distributed,
-                               stop_if_asked, unwrap, worker_init_fn)
+from .engine import (DistEnv, NonFiniteLossError, Progress, Run, ShardedSampler, StopSignals, _use_cuda, atomic_save, check_out_dir,
+                               env_world_size, epoch_line, fit, gather, latest_checkpoint, load_checkpoint, lock_out_dir, mixed_precision,
+                               pace, parallel, resume_state, rng_state, run_session, seed_everything, set_rng_state, setup_distributed, unwrap)
 from .data import collate_views, prepare_views  # the device-side augmentation of decode-only batches
 
 
@@ -40,8 +36,8 @@ __all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIM
            'DEVICES', 'RESUME_MAY_CHANGE', 'EXCLUDED_NAME', 'TrainConfig', 'pretrain_augments', 'config_from_preset',
            'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset', 'resolve_precision',
            'check_config', 'LARC', 'backbone_args', 'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine',
-           'LRSchedule', 'z_spread', 'export_backbones', 'load_backbones', 'NonFiniteLossError', 'stack_views',
-           'param_digest', 'pack_step_log', 'unpack_step_log', 'pretrain_step', 'train']
+           'LRSchedule', 'z_spread', 'export_backbones', 'load_backbones', 'stack_views', 'param_digest',
+           'pretrain_step', 'Pretraining', 'train']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 _f = option  # the short name the config classes use (crisscross.config.option: default, help, choices, bounds)
@@ -452,9 +448,6 @@ def load_backbones(path, map_location="cpu") -> tuple:
     return video.eval(), audio.eval()
 
 # %% ../nbs/06_trainer.ipynb #974b8d0d
-class NonFiniteLossError(FloatingPointError):
-    "Raised when a training step's loss is NaN or infinite (and `skip_nonfinite` is off)."
-
 RESUME_MAY_CHANGE = ("max_steps", "num_workers", "cpu_threads", "ckpt_every", "keep_last", "log_every", "tensorboard", "progress",
                      "resume", "data_root", "skip_nonfinite", "deterministic", "device", "backbones_every", "probe_every")
 
@@ -510,38 +503,18 @@ def _summarise(records: list, epoch: int, complete: bool) -> dict:
     out = dict(epoch=epoch + 1, steps=len(records), complete=complete)
     ok = [r for r in records if not r["skipped"]]
     out.update({k: sum(r[k] for r in ok) / len(ok) if ok else float("nan") for k in _PARTS})
-    seconds = sum(r["seconds"] for r in records)
-    out.update(nonfinite_skipped=len(records) - len(ok), seconds=seconds,
-               clips_per_s=sum(r["clips"] for r in records) / seconds if seconds else 0.0,
+    out.update(nonfinite_skipped=len(records) - len(ok), **pace(records),
                lr=records[-1]["lr"] if records else float("nan"), pred_lr=records[-1]["pred_lr"] if records else float("nan"))
     return out
 
-_LOG_FIELDS = ("step", "epoch", "skipped", "seconds", "clips", "lr", "pred_lr") + _PARTS
-
-def pack_step_log(records: list) -> dict:
-    "Step records as one float64 tensor (fast to checkpoint: a long list of small dicts pickles slowly)."
-    rows = [[math.nan if r[k] is None else float(r[k]) for k in _LOG_FIELDS] for r in records]
-    return dict(fields=list(_LOG_FIELDS), values=torch.tensor(rows, dtype=torch.float64).reshape(len(rows), len(_LOG_FIELDS)))
-
-def unpack_step_log(packed: dict) -> list:
-    "The step records `pack_step_log` packed."
-    out = []
-    for row in packed["values"].tolist():
-        r = dict(zip(packed["fields"], row))
-        r.update(step=int(r["step"]), epoch=int(r["epoch"]), clips=int(r["clips"]), skipped=bool(r["skipped"]))
-        if r["skipped"]: r.update({k: None for k in _PARTS})
-        out.append(r)
-    return out
-
-def _epoch_line(s: dict, epochs: int, step: int, proj_dim: int) -> str:
-    return (f"epoch {s['epoch']}/{epochs} (step {step}): loss {s['loss']:+.4f} (intra {s['intra']:+.3f} sync {s['sync']:+.3f} "
-            f"async {s['async']:+.3f})  z-std video {s['z_std_video']:.4f} audio {s['z_std_audio']:.4f} "
-            f"(healthy ~{1 / math.sqrt(proj_dim):.4f})  lr {s['lr']:.2e}  {s['clips_per_s']:.1f} clips/s  {s['seconds']:.1f} s"
-            + (f"  {s['nonfinite_skipped']} non-finite steps skipped" if s["nonfinite_skipped"] else ""))
+def _epoch_text(s: dict, proj_dim: int) -> str:
+    "What a pretraining epoch's line says: the loss and its parts, and the collapse monitor against its healthy value."
+    return (f"loss {s['loss']:+.4f} (intra {s['intra']:+.3f} sync {s['sync']:+.3f} async {s['async']:+.3f})  z-std video "
+            f"{s['z_std_video']:.4f} audio {s['z_std_audio']:.4f} (healthy ~{1 / math.sqrt(proj_dim):.4f})")
 
 # %% ../nbs/06_trainer.ipynb #1eaee28e
 def pretrain_step(net: nn.Module, views: dict, cfg: TrainConfig, env: DistEnv, amp_dtype, scaler) -> torch.Tensor:
-    "Forward and backward one micro-batch of views on the device; returns its share of the step's [loss, intra, sync, async, z-std video, z-std audio, non-finite]."
+    "Forward and backward one micro-batch of views; its share of the step's [loss, intra, sync, async, z-std video, z-std audio, non-finite], on the device."
     if env.device.type == "cuda" and cfg.channels_last:
         views = {**views, **{k: views[k].contiguous(memory_format=torch.channels_last_3d) for k in ("v1", "v2")}}
     with torch.autocast(env.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -550,75 +523,100 @@ def pretrain_step(net: nn.Module, views: dict, cfg: TrainConfig, env: DistEnv, a
     scaler.scale(loss / cfg.accum_steps).backward()
     values = [loss.detach(), parts["intra"].detach(), parts["sync"].detach(), parts["async"].detach(),
               z_spread(torch.cat([z["v1"], z["v2"]])), z_spread(torch.cat([z["a1"], z["a2"]]))]
-    stats = torch.zeros(len(_PARTS) + 1, dtype=torch.float64)
-    stats[:-1] += torch.stack([v.double().cpu() for v in values]) / cfg.accum_steps
-    stats[-1] += float(not torch.isfinite(loss).item())
-    return stats
+    return torch.cat([torch.stack([v.double() for v in values]) / cfg.accum_steps, (~torch.isfinite(loss.detach())).double().reshape(1)])
 
-def _log_scalars(writer, rec: dict, lrs: dict, cfg: TrainConfig, step: int):
+def _log_scalars(writer, rec: dict, cfg: TrainConfig):
     "A step's TensorBoard scalars: the losses, the collapse monitor, the lrs and the throughput."
+    step = rec["step"]
     for k in ("loss", "intra", "sync", "async"): writer.add_scalar(f"loss/{k}", rec[k], step)
     writer.add_scalar("collapse/z_std_video", rec["z_std_video"], step)
     writer.add_scalar("collapse/z_std_audio", rec["z_std_audio"], step)
     writer.add_scalar("collapse/healthy_1_over_sqrt_dim", 1 / math.sqrt(cfg.proj_dim), step)
-    for name, lr in lrs.items(): writer.add_scalar(f"lr/{name}", lr, step)
+    writer.add_scalar("lr/backbone_projector", rec["lr"], step); writer.add_scalar("lr/predictor", rec["pred_lr"], step)
     writer.add_scalar("throughput/clips_per_s", rec["clips"] / rec["seconds"], step)
-
-def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretrain", dataset_factory: Callable | None = None,
-          epoch_probe: Callable | None = None) -> dict:
-    "Pretrain CrissCross with `cfg` on `dataset` (or `dataset_factory(cfg)`, or `DATASETS[cfg.dataset]`), checkpointing to `out_dir`; `epoch_probe(model, epoch) -> dict` every `cfg.probe_every` epochs."
-    cfg = check_config(cfg, env_world_size())
-    check_out_dir(out_dir)  # before anything is built or written
-    env = setup_distributed(cfg.device)
-    return run_session(cfg, env, lambda cleanup: _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup, epoch_probe))
 
 def _pretrain_model(cfg: TrainConfig, env: DistEnv, steps_per_epoch: int) -> tuple:
     "The seeded model on the device, its optimiser and schedule, the precision, the autocast dtype and the grad scaler."
-    cuda = env.device.type == "cuda"
     seed_everything(cfg.seed)
     model = build_model(cfg)
-    if cuda and env.distributed and cfg.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if env.device.type == "cuda" and env.distributed and cfg.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(env.device)
-    if cuda and cfg.channels_last: model.video.to(memory_format=torch.channels_last_3d)
-    optimizer = build_optimizer(model, cfg)
-    schedule = LRSchedule(cfg, steps_per_epoch)
+    if env.device.type == "cuda" and cfg.channels_last: model.video.to(memory_format=torch.channels_last_3d)
     precision = resolve_precision(cfg)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return model, optimizer, schedule, precision, amp_dtype, torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
+    return (model, build_optimizer(model, cfg), LRSchedule(cfg, steps_per_epoch), precision, *mixed_precision(precision, env))
 
-def _restore(state, cfg: TrainConfig, env: DistEnv, steps_per_epoch: int, model, optimizer, schedule, scaler) -> tuple:
-    "Load a checkpoint's `state` into the run (or seed a fresh one): epoch, epoch_step, step, step_log, epoch_log, skipped."
-    if state is None:
-        seed_everything(mix_seed(cfg.seed, "rank", env.rank))
-        return 0, 0, 0, [], [], 0
-    model.load_state_dict(state["model"]); optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["scheduler"])
-    if scaler.is_enabled() and state["scaler"]: scaler.load_state_dict(state["scaler"])
-    epoch, epoch_step, step = state["epoch"], state["epoch_step"], state["step"]
-    if epoch_step >= steps_per_epoch: epoch, epoch_step = epoch + 1, 0
-    if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
-    else: seed_everything(mix_seed(cfg.seed, "rank", env.rank, "step", step))
-    return epoch, epoch_step, step, unpack_step_log(state["step_log"]), state["epoch_log"], state["nonfinite_skipped"]
+class Pretraining(Run):
+    "Pretraining on the shared loop (`crisscross.engine.fit`): the CrissCross model, batches of views, and the CrissCross loss."
+    def __init__(self, cfg: TrainConfig, env: DistEnv, dataset, state: dict | None, out_dir: Path, epoch_probe: Callable | None):
+        self.cfg, self.env, self.dataset, self.out_dir, self.epoch_probe, self.writer = cfg, env, dataset, out_dir, epoch_probe, None
+        self.sampler = ShardedSampler(len(dataset), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
+        self.batch_size, self.collate_fn = cfg.batch_size // (env.world_size * cfg.accum_steps), stack_views
+        self.model, self.optimizer, self.schedule, self.precision, self.amp_dtype, self.scaler = _pretrain_model(cfg, env, self.sampler.steps_per_epoch)
+        self.net = parallel(self.model, env, cfg.deterministic)
+        self.skipped, self.bad_files = state["nonfinite_skipped"] if state else 0, BadFiles()   # files this rank's loader skipped this epoch
 
-def _nonfinite(stats: torch.Tensor, epoch: int, step: int, ckpt_dir: Path) -> NonFiniteLossError:
-    "The error that stops a run at a non-finite loss, naming the last good checkpoint and what to try."
-    last = latest_checkpoint(ckpt_dir)
-    return NonFiniteLossError(
-        f"non-finite loss ({stats[0].item()}) at epoch {epoch + 1}, step {step + 1} (intra {stats[1].item()}, sync "
-        f"{stats[2].item()}, async {stats[3].item()}): stopped without saving. The last good checkpoint is "
-        f"{last or 'none (no checkpoint was written yet)'}; a run with the same out_dir resumes from it. Check the "
-        "data for NaN/inf, lower lr or pred_lr, prefer bf16 to fp16, or set skip_nonfinite=True to skip such steps")
+    def step(self, next_batch: Callable, step: int) -> dict:
+        "`accum_steps` forward passes, then the optimiser step (or, with `skip_nonfinite`, a skip of a non-finite one)."
+        cfg, env = self.cfg, self.env
+        lrs = self.schedule.apply(self.optimizer, step)
+        buffers = [b.detach().clone() for b in self.model.buffers()] if cfg.skip_nonfinite else None
+        stats = torch.zeros(len(_PARTS) + 1, dtype=torch.float64, device=env.device)
+        for m in range(cfg.accum_steps):
+            batch = next_batch()
+            self.bad_files.update(batch["skipped"])
+            views = prepare_views(batch, self.dataset, env.device)   # moved, or augmented on the device (augment_on='device')
+            with self.net.no_sync() if env.distributed and m < cfg.accum_steps - 1 else contextlib.nullcontext():
+                stats += pretrain_step(self.net, views, cfg, env, self.amp_dtype, self.scaler)
+        if env.distributed: dist.all_reduce(stats); stats[:-1] /= env.world_size
+        bad = cfg.skip_nonfinite and stats[-1].item() > 0   # the step's one host synchronisation, when non-finite steps are skipped
+        if bad: self._skip(buffers)
+        else: self.scaler.step(self.optimizer); self.scaler.update(); self.optimizer.zero_grad(set_to_none=True)
+        return dict(skipped=bad, clips=cfg.batch_size, lr=lrs["backbone_projector"], pred_lr=lrs["predictor"],
+                    **{k: None if bad else stats[i] for i, k in enumerate(_PARTS)})
 
-def _end_epoch(step_log: list, epoch: int, bad_files: BadFiles, dataset, writer) -> dict:
-    "The epoch's summary (with the files skipped and left out), also written to TensorBoard."
-    summary = _summarise([r for r in step_log if r["epoch"] == epoch], epoch, complete=True)
-    summary["skipped_files"] = dict(bad_files.counts)
-    excluded = getattr(dataset, "excluded", None)
-    if excluded is not None: summary["excluded_files"] = dict(excluded.counts)
-    if writer is not None:
-        for k in _PARTS + ("clips_per_s",): writer.add_scalar(f"epoch/{k}", summary[k], epoch + 1)
-        writer.flush()
-    return summary
+    def _skip(self, buffers: list):
+        "Drop the step's gradients, restore the batch-norm statistics, count it."
+        self.optimizer.zero_grad(set_to_none=True); self.skipped += 1
+        with torch.no_grad():
+            for b, saved in zip(self.model.buffers(), buffers): b.copy_(saved)
+
+    def end_epoch(self, epoch: int, records: list) -> dict:
+        "The epoch's summary with the files skipped and left out (also to TensorBoard), and the probe every `probe_every` epochs."
+        summary = _summarise(records, epoch, complete=True)
+        summary["skipped_files"] = dict(self.bad_files.counts)
+        excluded = getattr(self.dataset, "excluded", None)
+        if excluded is not None: summary["excluded_files"] = dict(excluded.counts)
+        if self.writer is not None:
+            for k in _PARTS + ("clips_per_s",): self.writer.add_scalar(f"epoch/{k}", summary[k], epoch + 1)
+            self.writer.flush()
+        if self.env.is_main and self.epoch_probe is not None and self.cfg.probe_every and (epoch + 1) % self.cfg.probe_every == 0:
+            summary["probe"] = _probe_epoch(self.epoch_probe, self.model, epoch, self.writer)   # before the checkpoint, which keeps the epoch log
+        self.epoch_bad_files, self.bad_files = self.bad_files, BadFiles()
+        return summary
+
+    def after_epoch(self, summary: dict, progress: Progress):
+        "Export the backbones every `backbones_every` epochs; print the epoch's line."
+        cfg, epoch = self.cfg, progress.epoch
+        if cfg.backbones_every and (epoch + 1) % cfg.backbones_every == 0:
+            export_backbones(self.model, cfg, self.out_dir / "backbones" / f"epoch-{epoch + 1:03d}.pt")
+        skipped = f"  {summary['nonfinite_skipped']} non-finite steps skipped" if summary["nonfinite_skipped"] else ""
+        print(epoch_line(summary, cfg.epochs, progress.step, _epoch_text(summary, cfg.proj_dim)) + skipped, flush=True)
+        if "probe" in summary: print("  probe: " + ", ".join(f"{k} {v:.3g}" for k, v in summary["probe"].items()), flush=True)
+        if self.epoch_bad_files.total: print(f"  files skipped while decoding (rank 0): {self.epoch_bad_files}", flush=True)
+
+    def logged(self, records: list):
+        if self.writer is None: return
+        for r in records:
+            if not r["skipped"] and r["step"] % self.cfg.log_every == 0: _log_scalars(self.writer, r, self.cfg)
+
+    def state(self) -> dict: return dict(nonfinite_skipped=self.skipped)
+
+    def nonfinite(self, r: dict, last_checkpoint) -> NonFiniteLossError:
+        return NonFiniteLossError(
+            f"non-finite loss ({r['loss']}) at epoch {r['epoch'] + 1}, step {r['step']} (intra {r['intra']}, sync {r['sync']}, async "
+            f"{r['async']}): stopped without saving. The last good checkpoint is {last_checkpoint or 'none (no checkpoint was written yet)'}; "
+            "a run with the same out_dir resumes from it. Check the data for NaN/inf, lower lr or pred_lr, prefer bf16 to fp16, or set "
+            "skip_nonfinite=True to skip such steps")
 
 def _probe_epoch(epoch_probe: Callable, model: nn.Module, epoch: int, writer) -> dict:
     "The numbers `epoch_probe(model, epoch)` returns, with its seconds, also written to TensorBoard as probe/*; training's RNGs, mode and gradients are left as they were."
@@ -632,131 +630,54 @@ def _probe_epoch(epoch_probe: Callable, model: nn.Module, epoch: int, writer) ->
         writer.flush()
     return figures
 
+def train(cfg: TrainConfig, dataset: Dataset | None = None, out_dir="runs/pretrain", dataset_factory: Callable | None = None,
+          epoch_probe: Callable | None = None) -> dict:
+    "Pretrain CrissCross with `cfg` on `dataset` (or `dataset_factory(cfg)`, or `DATASETS[cfg.dataset]`), checkpointing to `out_dir`; `epoch_probe(model, epoch) -> dict` every `cfg.probe_every` epochs."
+    cfg = check_config(cfg, env_world_size())
+    check_out_dir(out_dir)  # before anything is built or written
+    env = setup_distributed(cfg.device)
+    return run_session(cfg, env, lambda cleanup: _train(cfg, dataset, Path(out_dir), dataset_factory, env, cleanup, epoch_probe))
+
+def _start_outputs(run: Pretraining, state: dict | None, resume_from, out_dir: Path, cleanup: contextlib.ExitStack):
+    "On rank 0: config.json, the TensorBoard writer, the run's first line and the data set's report."
+    cfg, env, dataset = run.cfg, run.env, run.dataset
+    out_dir.mkdir(parents=True, exist_ok=True); (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    if cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        run.writer = cleanup.enter_context(SummaryWriter(str(out_dir / "tb")))
+    steps, micro = run.sampler.steps_per_epoch, run.batch_size
+    if state is None:
+        print(f"crisscross {crisscross.__version__}: {count_parameters(run.model):,} parameters, {len(dataset):,} clips, "
+              f"{steps} steps/epoch x {cfg.epochs} epochs, global batch {cfg.batch_size} = {env.world_size} "
+              f"process(es) x {cfg.accum_steps} accumulation x {micro}, {run.precision} on {env.device}", flush=True)
+    else: print(f"resuming from {resume_from} (epoch {state['epoch'] + (state['epoch_step'] >= steps) + 1}, step {state['step']})", flush=True)
+    if cfg.probe_every and run.epoch_probe is None: print(f"probe_every={cfg.probe_every} but no epoch_probe was given: no probe runs", flush=True)
+    _report_data(dataset, getattr(dataset, "dataset_name", type(dataset).__name__), cfg, out_dir)
+
+def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack, epoch_probe: Callable | None = None) -> dict:
+    t_start = time.perf_counter()
+    if env.is_main: cleanup.enter_context(lock_out_dir(out_dir))  # one run per out_dir, until this process ends
+    stop = cleanup.enter_context(StopSignals())                  # SIGTERM / SIGUSR1: finish the step, checkpoint, exit 128 + signal
+    ckpt_dir = out_dir / "checkpoints"
+    state, resume_from = resume_state(ckpt_dir, asdict(cfg), cfg.resume, RESUME_MAY_CHANGE)
+    if dataset is None: dataset = (dataset_factory or make_dataset)(cfg)
+    _check_dataset(dataset, cfg)
+    run = Pretraining(cfg, env, dataset, state, out_dir, epoch_probe)
+    if env.is_main: _start_outputs(run, state, resume_from, out_dir, cleanup)
+    pos = fit(run, cfg, env, ckpt_dir, stop, cleanup, state, log_every=cfg.log_every)
+    partial = _summarise([r for r in pos.step_log if r["epoch"] == pos.epoch], pos.epoch, complete=False) if pos.epoch_step else None
+    digests = gather(param_digest(run.model), env)
+    metrics = dict(epochs=pos.epoch_log, final=partial or (pos.epoch_log[-1] if pos.epoch_log else None), steps=pos.step,
+                   steps_per_epoch=run.sampler.steps_per_epoch, stopped_early=pos.epoch < cfg.epochs, nonfinite_skipped=run.skipped,
+                   world_size=env.world_size, param_sha256=digests[env.rank], replica_param_sha256=digests, replicas_identical=len(set(digests)) == 1,
+                   checkpoint=str(latest_checkpoint(ckpt_dir)) if env.is_main else None, backbones=str(out_dir / "backbones.pt"),
+                   seconds=time.perf_counter() - t_start, config=asdict(cfg), step_log=pos.step_log)
+    if env.is_main: _write_outputs(run.model, cfg, metrics, out_dir)
+    if env.distributed: dist.barrier()
+    return metrics
+
 def _write_outputs(model: nn.Module, cfg: TrainConfig, metrics: dict, out_dir: Path):
     "backbones.pt and metrics.json (atomically) at the end of a run."
     export_backbones(model, cfg, out_dir / "backbones.pt")
     tmp = out_dir / ".metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=1)); os.replace(tmp, out_dir / "metrics.json")
-
-def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contextlib.ExitStack, epoch_probe: Callable | None = None) -> dict:
-    t_start = time.perf_counter()
-    cuda, main = env.device.type == "cuda", env.is_main
-    if main: cleanup.enter_context(lock_out_dir(out_dir))  # one run per out_dir, until this process ends
-    stop = cleanup.enter_context(StopSignals())              # SIGTERM / SIGUSR1: finish the step, checkpoint, exit 128 + signal
-    ckpt_dir = out_dir / "checkpoints"
-    state, resume_from = resume_state(ckpt_dir, asdict(cfg), cfg.resume, RESUME_MAY_CHANGE)
-
-    # data
-    if dataset is None: dataset = (dataset_factory or make_dataset)(cfg)
-    _check_dataset(dataset, cfg)
-    data_name = getattr(dataset, "dataset_name", type(dataset).__name__)
-    sampler = ShardedSampler(len(dataset), cfg.batch_size, env.world_size, env.rank, seed=cfg.seed)
-    steps_per_epoch, micro = sampler.steps_per_epoch, cfg.batch_size // (env.world_size * cfg.accum_steps)
-
-    model, optimizer, schedule, precision, amp_dtype, scaler = _pretrain_model(cfg, env, steps_per_epoch)
-    epoch, epoch_step, step, step_log, epoch_log, skipped = _restore(state, cfg, env, steps_per_epoch, model, optimizer, schedule, scaler)
-    net = DistributedDataParallel(model, device_ids=[env.local_rank] if cuda else None) if env.distributed else model
-    if cuda and not cfg.deterministic: torch.backends.cudnn.benchmark = True
-
-    writer = None
-    if main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True); remove_stale_tmp(ckpt_dir)
-        (out_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-        if cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-            writer = cleanup.enter_context(SummaryWriter(str(out_dir / "tb")))
-        if state is None:
-            print(f"crisscross {crisscross.__version__}: {count_parameters(model):,} parameters, {len(dataset):,} clips, "
-                  f"{steps_per_epoch} steps/epoch x {cfg.epochs} epochs, global batch {cfg.batch_size} = {env.world_size} "
-                  f"process(es) x {cfg.accum_steps} accumulation x {micro}, {precision} on {env.device}", flush=True)
-        else: print(f"resuming from {resume_from} (epoch {epoch + 1}, step {step})", flush=True)
-        if cfg.probe_every and epoch_probe is None: print(f"probe_every={cfg.probe_every} but no epoch_probe was given: no probe runs", flush=True)
-        _report_data(dataset, data_name, cfg, out_dir)
-
-    def checkpoint():
-        rngs = gather(rng_state(), env)
-        if not main: return None
-        return save_checkpoint(dict(
-            model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=schedule.state_dict(),
-            scaler=scaler.state_dict() if scaler.is_enabled() else {}, epoch=epoch, epoch_step=epoch_step, step=step,
-            sampler=dict(sampler.state_dict(), start_index=epoch_step * sampler.per_rank), rng=rngs, config=asdict(cfg), version=crisscross.__version__,
-            world_size=env.world_size, step_log=pack_step_log(step_log), epoch_log=epoch_log, nonfinite_skipped=skipped), ckpt_dir, step, cfg.keep_last)
-
-    reached = lambda: bool(cfg.max_steps) and step >= cfg.max_steps
-    saved_at = step if state is not None else -1
-
-    stop_here = lambda: stop_if_asked(stop, env, step, saved_at, checkpoint, ckpt_dir)
-    stop_here()  # a signal while the data set was built: nothing new to save
-    while epoch < cfg.epochs and not reached():
-        sampler.set_epoch(epoch, start_index=epoch_step * sampler.per_rank)
-        if hasattr(dataset, "set_epoch"): dataset.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=micro, sampler=sampler, num_workers=cfg.num_workers, collate_fn=stack_views,
-                            worker_init_fn=worker_init_fn, pin_memory=cuda,
-                            generator=torch.Generator().manual_seed(mix_seed(cfg.seed, "loader", env.rank, epoch)))
-        batches = iter(loader)
-        bar = cleanup.enter_context(tqdm(total=steps_per_epoch, initial=epoch_step, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                                         disable=not (main and cfg.progress)))
-        bad_files = BadFiles()  # files this rank's loader skipped in this epoch
-        while epoch_step < steps_per_epoch and not reached():
-            t0 = time.perf_counter()
-            lrs = schedule.apply(optimizer, step)
-            buffers = [b.detach().clone() for b in model.buffers()] if cfg.skip_nonfinite else None
-            stats = torch.zeros(len(_PARTS) + 1, dtype=torch.float64)
-            for m in range(cfg.accum_steps):
-                batch = next(batches)
-                bad_files.update(batch["skipped"])
-                views = prepare_views(batch, dataset, env.device)   # moved, or augmented on the device (augment_on='device')
-                sync = net.no_sync() if env.distributed and m < cfg.accum_steps - 1 else contextlib.nullcontext()
-                with sync: stats += pretrain_step(net, views, cfg, env, amp_dtype, scaler)
-            if env.distributed:
-                stats = stats.to(env.device); dist.all_reduce(stats); stats = stats.cpu()
-                stats[:-1] /= env.world_size
-            bad = stats[-1].item() > 0
-            if bad and not cfg.skip_nonfinite: raise _nonfinite(stats, epoch, step, ckpt_dir)
-            if bad:
-                optimizer.zero_grad(set_to_none=True); skipped += 1
-                with torch.no_grad():
-                    for b, saved in zip(model.buffers(), buffers): b.copy_(saved)
-            else:
-                scaler.step(optimizer); scaler.update(); optimizer.zero_grad(set_to_none=True)
-            step += 1; epoch_step += 1
-            seconds = time.perf_counter() - t0
-            rec = dict(step=step, epoch=epoch, skipped=bad, seconds=seconds, clips=cfg.batch_size,
-                       lr=lrs["backbone_projector"], pred_lr=lrs["predictor"],
-                       **{k: None if bad else v for k, v in zip(_PARTS, stats[:-1].tolist())})
-            step_log.append(rec)
-            bar.update(1)
-            if not bad: bar.set_postfix(loss=f"{rec['loss']:+.4f}", clips_s=f"{cfg.batch_size / seconds:.1f}")
-            if writer is not None and not bad and step % cfg.log_every == 0: _log_scalars(writer, rec, lrs, cfg, step)
-            end_of_epoch = epoch_step == steps_per_epoch
-            if end_of_epoch:
-                summary = _end_epoch(step_log, epoch, bad_files, dataset, writer)
-                if main and epoch_probe is not None and cfg.probe_every and (epoch + 1) % cfg.probe_every == 0:
-                    summary["probe"] = _probe_epoch(epoch_probe, model, epoch, writer)   # before the checkpoint, which keeps the epoch log
-                epoch_log.append(summary)
-            if end_of_epoch or (cfg.ckpt_every and step % cfg.ckpt_every == 0):
-                checkpoint(); saved_at = step
-            if end_of_epoch and main and cfg.backbones_every and (epoch + 1) % cfg.backbones_every == 0:
-                export_backbones(model, cfg, out_dir / "backbones" / f"epoch-{epoch + 1:03d}.pt")
-            if end_of_epoch:
-                bar.close()
-                if main: print(_epoch_line(summary, cfg.epochs, step, cfg.proj_dim), flush=True)
-                if main and "probe" in summary: print("  probe: " + ", ".join(f"{k} {v:.3g}" for k, v in summary["probe"].items()), flush=True)
-                if main and bad_files.total: print(f"  files skipped while decoding (rank 0): {bad_files}", flush=True)
-            stop_here()
-        bar.close()
-        del batches, loader
-        if epoch_step == steps_per_epoch: epoch, epoch_step = epoch + 1, 0
-    if saved_at != step: checkpoint()   # stopped by max_steps between checkpoints
-    stopped = epoch < cfg.epochs
-    partial = _summarise([r for r in step_log if r["epoch"] == epoch], epoch, complete=False) if epoch_step else None
-
-    digests = gather(param_digest(model), env)
-    metrics = dict(epochs=epoch_log, final=partial or (epoch_log[-1] if epoch_log else None), steps=step,
-                   steps_per_epoch=steps_per_epoch, stopped_early=stopped, nonfinite_skipped=skipped, world_size=env.world_size,
-                   param_sha256=digests[env.rank], replica_param_sha256=digests, replicas_identical=len(set(digests)) == 1,
-                   checkpoint=str(latest_checkpoint(ckpt_dir)) if main else None, backbones=str(out_dir / "backbones.pt"),
-                   seconds=time.perf_counter() - t_start, config=asdict(cfg), step_log=step_log)
-    if main: _write_outputs(model, cfg, metrics, out_dir)
-    if env.distributed: dist.barrier()
-    return metrics

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from crisscross.engine import list_checkpoints
+from crisscross.engine import (NonFiniteLossError, ShardedSampler, latest_checkpoint, list_checkpoints, load_checkpoint,
+                               remove_stale_tmp)
 from crisscross.testing import PoisonedViews
-from crisscross.trainer import (DATASETS, DatasetEntry, NonFiniteLossError, LRSchedule, RandomViews,
-                                ShardedSampler, build_model, build_optimizer, check_config, config_from_preset,
-                                latest_checkpoint, load_backbones, load_checkpoint, make_dataset,
-                                param_digest, remove_stale_tmp, train)
+from crisscross.trainer import (DATASETS, DatasetEntry, LRSchedule, RandomViews, build_model, build_optimizer, check_config,
+                                config_from_preset, load_backbones, make_dataset, param_digest, train)
 from conftest import wait_for
 
 
@@ -137,7 +136,7 @@ def test_worker_processes_give_the_same_run(tmp_path):
 # (3) ------------------------------------------------------------------------------------------------------------------
 WRITER_SCRIPT = """
 import io, sys, time, torch
-import crisscross.trainer as T
+import crisscross.engine as T
 real_save = torch.save
 def slow_save(obj, f):
     "torch.save in small chunks, slowly: a kill lands in the middle of a write."
