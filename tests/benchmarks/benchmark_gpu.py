@@ -2,7 +2,8 @@
 
     .venv/bin/python tests/benchmarks/benchmark_gpu.py [--steps 20] [--batch 128] [--workers N] [--cpu-dry-run]
 
-(1) step alone: synthetic in-memory batches already on the GPU (bf16 autocast, channels_last_3d): samples per second,
+(1) step alone: the trainer's own step (`Pretraining.step`: bf16 autocast, channels_last_3d, LARC) on in-memory batches
+already on the GPU: samples per second, how often the step made the host wait for the GPU (sync debug mode; 0 is the aim),
 and the share of the GPU's dense bf16 peak it reaches from the FLOP count (~41 GFLOP per two-view sample, forward and
 backward: video 8x112x112 17.1 x 2, audio 2 s 3.65 x 2; issue 22). (2) end to end: clips prepared by `crisscross.prepare`
 (short side 128, 16 fps), decode-only loader workers (`augment_on="device"`, pinned batches) and `prepare_views` on the
@@ -10,17 +11,17 @@ GPU before each step: samples per second, and the share of the time the step wai
 GPU; prints one table. Without a GPU it says so and exits 0; `--cpu-dry-run` runs the same code on tiny shapes on the
 CPU (tested by tests/test_transforms.py). Results: `nbs/results.ipynb`. Not a test: nothing is asserted.
 """
-import argparse, os, tempfile, time
+import argparse, os, tempfile, time, warnings
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 from crisscross.data import Item, PretrainViews, collate_views, prepare_views
-from crisscross.losses import crisscross_loss
+from crisscross.engine import DistEnv
 from crisscross.testing import write_test_video
 from crisscross.prepare import prepare_collection
-from crisscross.trainer import build_model, build_optimizer, config_from_preset, mel_frames, pretrain_augments
+from crisscross.trainer import Pretraining, config_from_preset, mel_frames, pretrain_augments
 
 GFLOP_PER_SAMPLE = 41.0           # two-view sample, forward and backward, at the paper's shapes
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}   # dense, no sparsity
@@ -30,18 +31,23 @@ def peak_tflops(name: str):
     return next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
 
 
-def make_step(cfg, device):
-    "One optimiser step on four views: bf16 autocast on CUDA, fp32 on the CPU."
-    model = build_model(cfg).to(device)
-    if device.type == "cuda": model = model.to(memory_format=torch.channels_last_3d)
-    opt = build_optimizer(model, cfg)
-    def step(views):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            p, z = model(views)
-        loss, _ = crisscross_loss({k: v.float() for k, v in p.items()}, {k: v.float() for k, v in z.items()}, cfg.terms)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        return loss.detach()                                  # no host synchronisation in the step
-    return step
+def make_step(cfg, device, batch):
+    "The trainer's own optimiser step (`Pretraining.step`: LARC, bf16 autocast and channels_last_3d on CUDA, the loss parts left on the device)."
+    run = Pretraining(cfg, DistEnv(0, 1, 0, device, False), [None] * batch, None, Path(tempfile.gettempdir()), None)
+    steps = iter(range(1 << 30))
+    return lambda views: run.step(lambda: {**views, "skipped": []}, next(steps))["loss"]
+
+
+def host_syncs(step, views, steps: int = 3):
+    "How many times `steps` steps made the host wait for the GPU (torch.cuda's sync debug mode); None on a CPU."
+    if views["v1"].device.type != "cuda": return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for _ in range(steps): step(views)
+        finally: torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def sync(device):
@@ -55,12 +61,13 @@ def synthetic(cfg, device, batch, steps):
     a = lambda: torch.randn(batch, 1, 80, mel_frames(cfg.audio_seconds), device=device, generator=g)
     views = {"v1": v(), "v2": v(), "a1": a(), "a2": a()}
     if device.type == "cuda": views.update({k: views[k].contiguous(memory_format=torch.channels_last_3d) for k in ("v1", "v2")})
-    step = make_step(cfg, device)
+    step = make_step(cfg, device, batch)
     for _ in range(3): step(views)
+    syncs = host_syncs(step, views)
     sync(device); t0 = time.perf_counter()
     for _ in range(steps): step(views)
     sync(device)
-    return batch * steps / (time.perf_counter() - t0)
+    return batch * steps / (time.perf_counter() - t0), syncs
 
 
 def end_to_end(cfg, device, batch, steps, workers, work: Path, clips: int):
@@ -73,7 +80,7 @@ def end_to_end(cfg, device, batch, steps, workers, work: Path, clips: int):
                           audio_seconds=cfg.audio_seconds, progress=False, **{**pretrain_augments(cfg), "augment_on": "device"})
     loader = DataLoader(views, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=collate_views,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
-    step, batches = make_step(cfg, device), iter(loader)
+    step, batches = make_step(cfg, device, batch), iter(loader)
     for _ in range(3): step(prepare_views(next(batches), views, device))
     sync(device); t0, waited = time.perf_counter(), 0.0
     for _ in range(steps):
@@ -90,15 +97,16 @@ def main(steps, batch, workers, dry_run, clips):
         return
     device = torch.device("cpu" if dry_run else "cuda")
     if dry_run: torch.set_num_threads(1)   # as the tiny preset (cpu_threads=1): tiny ops on a shared CPU wait on each other's threads
-    cfg = config_from_preset("tiny", dataset="folder", audio_seconds=0.25) if dry_run else config_from_preset("paper")
+    cfg = (config_from_preset("tiny", dataset="folder", audio_seconds=0.25, batch_size=batch) if dry_run
+           else config_from_preset("paper", dataset="folder", batch_size=batch, channels_last=True))
     name = "cpu dry run (tiny preset)" if dry_run else torch.cuda.get_device_name()
-    step_rate = synthetic(cfg, device, batch, steps)
+    step_rate, syncs = synthetic(cfg, device, batch, steps)
     peak = None if dry_run else peak_tflops(name)
     share = f"{100 * step_rate * GFLOP_PER_SAMPLE / (peak * 1e3):.1f}%" if peak else "n/a"
     with tempfile.TemporaryDirectory(prefix="crisscross-gpu-bench-") as work:
         e2e_rate, waiting = end_to_end(cfg, device, batch, steps, workers, Path(work), clips)
     print(f"device: {name}; preset {'tiny' if dry_run else 'paper'}; batch {batch}; {steps} timed steps; {workers} loader workers; "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores; host synchronisations in 3 steps: {'n/a (CPU)' if syncs is None else syncs}")
     print(f"{'step alone (samples/s)':>24s} {'share of bf16 peak':>19s} {'end to end (samples/s)':>23s} {'waiting for data':>17s}")
     print(f"{step_rate:24.1f} {share:>19s} {e2e_rate:23.1f} {100 * waiting:16.1f}%")
 
