@@ -58,17 +58,10 @@ def straight(tmp_path_factory):
 
 
 RUN_SCRIPT = """
-import os, sys, time
+import os, sys
 from pathlib import Path
-from torch.utils.data import Dataset
+from crisscross.testing import Slow
 from crisscross.trainer import config_from_preset, make_dataset, train
-
-class Slow(Dataset):
-    "The same items, slowly, so that a signal lands mid-run."
-    def __init__(self, ds): self.ds = ds
-    def __len__(self): return len(self.ds)
-    def set_epoch(self, epoch): self.ds.set_epoch(epoch)
-    def __getitem__(self, i): time.sleep(0.05); return self.ds[i]
 
 out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
 (out / f"pid-{os.environ.get('RANK', '0')}").write_text(str(os.getpid()))

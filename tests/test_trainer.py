@@ -69,16 +69,9 @@ def test_ddp_two_ranks_identical_and_equal_to_single_process(tmp_path):
 
 # (2) ------------------------------------------------------------------------------------------------------------------
 RESUME_SCRIPT = """
-import json, sys, time, torch
-from torch.utils.data import Dataset
+import json, sys, torch
+from crisscross.testing import Slow
 from crisscross.trainer import config_from_preset, make_dataset, train
-
-class Slow(Dataset):
-    "The same items, slowly, so that the kill lands mid-run."
-    def __init__(self, dataset): self.dataset = dataset
-    def __len__(self): return len(self.dataset)
-    def set_epoch(self, epoch): self.dataset.set_epoch(epoch)
-    def __getitem__(self, i): time.sleep(0.05); return self.dataset[i]
 
 cfg = config_from_preset("tiny", ckpt_every=3, **json.loads(sys.argv[2]))
 train(cfg, Slow(make_dataset(cfg)), out_dir=sys.argv[1])
