@@ -158,7 +158,7 @@ def notebook_ddp(tmp_path_factory):
 
 
 def test_notebook_launches_two_processes(notebook_ddp):
-    "The notebook's nprocs > 1 path: the launcher through this interpreter, the config whole as JSON, two gloo ranks."
+    "The notebook's nprocs > 1 path: the launcher through this interpreter, the config as --preset and flags, two gloo ranks."
     m = notebook_ddp
     assert m["world_size"] == 2 and m["steps"] == 4 and m["replicas_identical"]
     assert tuple(m["config"]["terms"]) == ("intra", "sync", "async") and m["config"]["max_steps"] == 4 and m["config"]["resume"] is False
