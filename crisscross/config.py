@@ -10,13 +10,13 @@ import argparse, dataclasses, difflib, math
 from dataclasses import fields
 
 # %% auto #0
-__all__ = ['option', 'check_field_names', 'type_problems', 'value_problems', 'Config']
+__all__ = ['option', 'check_field_names', 'element_type', 'type_problems', 'value_problems', 'raise_problems', 'Config']
 
 # %% ../nbs/02a_config.ipynb #5b28f0a4
-def option(default, help: str, choices: tuple | None = None, low=None, high=None):
-    "A dataclass field with its default, help text and, optionally, its allowed `choices` and inclusive bounds `low`, `high`."
-    meta = dict(help=help, **{k: v for k, v in dict(choices=choices, low=low, high=high).items() if v is not None})
-    return dataclasses.field(default=default, metadata=meta)
+def option(default, help: str, choices: tuple | None = None, low=None, high=None, above=None, below=None):
+    "A dataclass field with its default, help text and, optionally, its allowed `choices` and bounds: inclusive `low`, `high`, exclusive `above`, `below`."
+    rules = dict(choices=choices, low=low, high=high, above=above, below=below)
+    return dataclasses.field(default=default, metadata=dict(help=help, **{k: v for k, v in rules.items() if v is not None}))
 
 def check_field_names(config_cls, keys):
     "Refuse names that are not fields of the dataclass `config_cls`, listing the valid ones (and the closest match)."
@@ -30,75 +30,115 @@ def check_field_names(config_cls, keys):
 # %% ../nbs/02a_config.ipynb #a31a4b01
 _TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str, "tuple": tuple}
 
+def _is(v, kind: str) -> bool:
+    "Whether `v` is of the declared type `kind` (a bool is no number)."
+    return isinstance(v, _TYPES[kind]) and not (kind in ("int", "float") and isinstance(v, bool))
+
+def element_type(f) -> str | None:
+    "The type of a tuple field's elements, as its default's first element ('int', 'float', 'str'; None for an empty default)."
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(f.default[0])) if f.default else None
+
 def type_problems(cfg, lists_ok: bool = False) -> list:
-    "One message per field of `cfg` whose value is not of its declared type."
+    "One message per field of `cfg` whose value is not of its declared type (a tuple: or holds an element of another type)."
     errs = []
     for f in fields(cfg):
-        v, want = getattr(cfg, f.name), _TYPES[f.type] if not (lists_ok and f.type == "tuple") else (tuple, list)
-        if not isinstance(v, want) or (f.type in ("int", "float") and isinstance(v, bool)):
-            errs.append(f"{f.name}={v!r} must be of type {f.type} (default {f.default!r})")
+        v = getattr(cfg, f.name)
+        elem, seq = element_type(f) if f.type == "tuple" else None, tuple(v) if lists_ok and isinstance(v, list) else v
+        if not _is(seq, f.type) or (elem and not all(_is(x, elem) for x in seq)):
+            errs.append(f"{f.name}={v!r} must be of type {f.type}{' of ' + elem if elem else ''} (default {f.default!r})")
     return errs
 
-def _bound_message(name: str, v, low, high) -> str:
-    if high is None: return f"{name}={v} must be a positive integer" if low == 1 and isinstance(v, int) else f"{name}={v} must be >= {low}"
-    return f"{name}={v} must lie in [{low}, {high}]" if low is not None else f"{name}={v} must be <= {high}"
+def _rule_problem(x, m: dict) -> str:
+    "What is wrong with the single value `x` under the `choices` and bounds in the field metadata `m` ('' when nothing is)."
+    if isinstance(x, float) and not math.isfinite(x): return "must be a finite number"
+    if "choices" in m: return "" if x in m["choices"] else f"is unknown: choose one of {tuple(m['choices'])}"
+    low, high, above, below = (m.get(k) for k in ("low", "high", "above", "below"))
+    if (low is None or x >= low) and (high is None or x <= high) and (above is None or x > above) and (below is None or x < below): return ""
+    if low == 1 and high is None and below is None and isinstance(x, int): return "must be a positive integer"
+    start = f"[{low}" if low is not None else f"({above}" if above is not None else ""
+    end = f"{high}]" if high is not None else f"{below})" if below is not None else ""
+    if start and end: return f"must lie in {start}, {end}"
+    return "must be " + next(f"{op} {b}" for op, b in ((">=", low), (">", above), ("<=", high), ("<", below)) if b is not None)
 
 def value_problems(cfg) -> list:
-    "One message per float of `cfg` that is not finite, and per field outside its declared choices or bounds."
+    "One message per field of `cfg` (a tuple: per element) outside its declared choices or bounds, or a float that is not finite."
     errs = []
     for f in fields(cfg):
-        v, m = getattr(cfg, f.name), f.metadata
-        if f.type == "float" and not math.isfinite(v): errs.append(f"{f.name}={v} must be a finite number"); continue
-        if "choices" in m and v not in m["choices"]: errs.append(f"{f.name}={v!r} is unknown: choose one of {m['choices']}")
-        low, high = m.get("low"), m.get("high")
-        if (low is not None and v < low) or (high is not None and v > high): errs.append(_bound_message(f.name, v, low, high))
+        v = getattr(cfg, f.name)
+        for x in (v if f.type == "tuple" else (v,)):
+            if problem := _rule_problem(x, f.metadata):
+                errs.append(f"{f.name}={v!r}{f': {x!r}' if f.type == 'tuple' else ''} {problem} (default {f.default!r})")
     return errs
+
+def raise_problems(cfg, errs: list):
+    "Refuse `cfg` with one ValueError that names every problem in `errs` (nothing happens when there is none)."
+    if errs: raise ValueError(f"invalid {type(cfg).__name__}:\n  " + "\n  ".join(errs))
 
 # %% ../nbs/02a_config.ipynb #04fdb866
 _PARSE = {"int": int, "float": float, "str": str}
 
-def _tuples(d: dict) -> dict: return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+def _as_tuple(name: str, v, elem: str | None):
+    "The value `v` of the tuple field `name` as a tuple: a list, a single value, or comma-separated text; anything else as it is."
+    if isinstance(v, (tuple, list)): return tuple(v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool): return (v,)
+    if not isinstance(v, str): return v
+    parts = [p.strip() for p in v.split(",") if p.strip()]
+    if elem == "str": return tuple(parts)
+    try: numbers = [float(p) for p in parts]
+    except ValueError: raise ValueError(f"{name}={v!r}: expected comma-separated numbers, e.g. '1,5,10'") from None
+    return tuple(int(n) if elem == "int" and n.is_integer() else n for n in numbers)
 
 class Config:
     "What every run config shares: presets, the plain-dict round trip, the generic checks and command-line flags."
     PRESETS = {}
 
     @classmethod
+    def _tuples(cls, d: dict) -> dict:
+        "`d` with the value of each tuple field made a tuple (see `_as_tuple`)."
+        elems = {f.name: element_type(f) for f in fields(cls) if f.type == "tuple"}
+        return {k: _as_tuple(k, v, elems[k]) if k in elems else v for k, v in d.items()}
+
+    @classmethod
     def from_preset(cls, name: str, **overrides):
         "The config of preset `name` (a key of `cls.PRESETS`) with `overrides` applied; unknown names are refused."
         if name not in cls.PRESETS: raise ValueError(f"unknown preset {name!r}: choose one of {tuple(cls.PRESETS)}")
         check_field_names(cls, overrides)
-        return cls(**{**cls.PRESETS[name], **_tuples(overrides)})
+        return cls(**{**cls.PRESETS[name], **cls._tuples(overrides)})
 
     @classmethod
     def from_dict(cls, d: dict):
         "Rebuild a config from its plain-dict form (as stored in checkpoints and config.json)."
         check_field_names(cls, d)
-        return cls(**_tuples(d))
+        return cls(**cls._tuples(d))
 
     def problems(self, lists_ok: bool = False) -> list:
         "Every type problem, or else every value problem (not finite, not a choice, out of bounds)."
         return type_problems(self, lists_ok) or value_problems(self)
 
+    def field_problems(self, lists_ok: bool = False) -> list:
+        "The value problems of the fields one by one; wrong types are refused at once (`raise_problems`), as the rules compare values."
+        raise_problems(self, type_problems(self, lists_ok))
+        return value_problems(self)
+
     @classmethod
     def add_flags(cls, group):
         "One flag per field in argparse `group`, absent unless given (so only those override a preset)."
         for f in fields(cls):
-            flag, text = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (paper: {f.default!r})"
+            flag, text = "--" + f.name.replace("_", "-"), f"{f.metadata['help']} (default: {f.default!r})"
             if f.type == "bool": group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
             elif f.type == "tuple":  # elements parse as the default's do: names for --terms, numbers for --crop-scale
-                kind = type(f.default[0])
-                group.add_argument(flag, nargs="+", type=kind, default=argparse.SUPPRESS, metavar="NAME" if kind is str else kind.__name__.upper(), help=text)
+                kind = _PARSE[element_type(f) or "str"]
+                group.add_argument(flag, nargs="*", type=kind, default=argparse.SUPPRESS, metavar="NAME" if kind is str else kind.__name__.upper(), help=text)
             else: group.add_argument(flag, type=_PARSE[f.type], default=argparse.SUPPRESS, metavar=f.type.upper(), help=text)
 
     def to_flags(self, base=None) -> list:
-        "This config as command-line flags: the fields that differ from `base` (every field when None)."
+        "This config as flags that `add_flags` parses back to it: the fields that differ from `base` (every field when None)."
         out = []
         for f in fields(self):
             v = getattr(self, f.name)
             if base is not None and getattr(base, f.name) == v: continue
             flag = "--" + f.name.replace("_", "-")
             if f.type == "bool": out.append(flag if v else "--no-" + flag[2:])
-            elif f.type == "tuple": out += [flag, *map(str, v)]
-            else: out += [flag, repr(v) if f.type == "float" else str(v)]
+            elif f.type == "tuple": out += [flag, *map(repr if element_type(f) == "float" else str, v)]
+            else: out.append(f"{flag}={v!r}" if f.type == "float" else f"{flag}={v}")
         return out

@@ -25,21 +25,19 @@ from .transforms import LogMelConfig
 from .data import (Item, LabelledClips, class_folders, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media,
                              MediaIndex, mix_seed, stratified_folds, ucf101, ucf101_group, validation_split)
 from .synthetic import open_embedded
-from .trainer import (DEVICES, PRESETS, TrainConfig, _f, build_model, config_from_dict, config_from_preset,
-                                load_checkpoint)
+from .trainer import DEVICES, TrainConfig, _f, build_model, load_checkpoint
 from .weights import load_sources, source_problem
 
 # %% auto #0
-__all__ = ['FEATURES', 'LABEL_COLUMNS', 'EVAL_DATASETS', 'FEATURE_CACHE_VERSION', 'PROTOCOLS', 'EVAL_MODALITIES',
-           'FEATURE_CHOICES', 'TRAIN_ON', 'SMALL_CLASSES', 'SUMMARISED', 'conv5x_features', 'extract_features',
-           'Features', 'training_data', 'Fitted', 'nearest_neighbours', 'knn_scores', 'knn_accuracy', 'fit_knn',
-           'fit_svm', 'fit_linear', 'topk_accuracy', 'confusion_matrix', 'grid_name', 'choose_on_validation',
-           'evaluate_probe', 'recall_at_k', 'class_baselines', 'retrieval_baselines', 'head_embeddings', 'hub_share',
-           'csls_recall_at_k', 'read_labels_csv', 'labels_csv_splits', 'EvalData', 'EvalSplit', 'load_split', 'Loaded',
-           'shape_config', 'load_for_evaluation', 'state_digest', 'feature_key', 'excluded_lines', 'cached_features',
-           'EvalConfig', 'eval_config', 'parse_protocols', 'resolve_modalities', 'check_eval_config', 'Scored',
-           'small_classes', 'scored_split', 'relabelled', 'extraction_settings', 'summarise', 'available_modalities',
-           'evaluate', 'results_table', 'markdown_table', 'plot_confusions']
+__all__ = ['FEATURES', 'LABEL_COLUMNS', 'EVAL_DATASETS', 'FEATURE_CACHE_VERSION', 'PROTOCOLS', 'SUMMARISED', 'conv5x_features',
+           'extract_features', 'Features', 'training_data', 'Fitted', 'nearest_neighbours', 'knn_scores',
+           'knn_accuracy', 'fit_knn', 'fit_svm', 'fit_linear', 'topk_accuracy', 'confusion_matrix', 'grid_name',
+           'choose_on_validation', 'evaluate_probe', 'recall_at_k', 'class_baselines', 'retrieval_baselines',
+           'head_embeddings', 'hub_share', 'csls_recall_at_k', 'read_labels_csv', 'labels_csv_splits', 'EvalData',
+           'EvalSplit', 'load_split', 'Loaded', 'shape_config', 'load_for_evaluation', 'state_digest', 'feature_key',
+           'excluded_lines', 'cached_features', 'EvalConfig', 'eval_config', 'parse_protocols', 'resolve_modalities',
+           'check_eval_config', 'Scored', 'small_classes', 'scored_split', 'relabelled', 'extraction_settings',
+           'summarise', 'available_modalities', 'evaluate', 'results_table', 'markdown_table', 'plot_confusions']
 
 # %% ../nbs/07_evaluation.ipynb #88ba47cb
 FEATURES = ("pooled", "conv5x")
@@ -380,12 +378,12 @@ class Loaded(NamedTuple):
 
 def shape_config(preset: str) -> TrainConfig:
     "The TrainConfig of a trainer preset name, or the one stored in a backbones.pt, checkpoint or metrics.json file."
-    if preset in PRESETS: return config_from_preset(preset)
+    if preset in TrainConfig.PRESETS: return TrainConfig.from_preset(preset)
     path = Path(preset).expanduser()
-    if not path.is_file(): raise ValueError(f"preset={preset!r} is neither a trainer preset {tuple(PRESETS)} nor a file holding a config")
+    if not path.is_file(): raise ValueError(f"preset={preset!r} is neither a trainer preset {tuple(TrainConfig.PRESETS)} nor a file holding a config")
     state = json.loads(path.read_text()) if path.suffix == ".json" else load_checkpoint(path)
     if "config" not in state: raise ValueError(f"{path} holds no 'config': pass a preset name, a backbones.pt, a checkpoint or a metrics.json")
-    return config_from_dict(state["config"])
+    return TrainConfig.from_dict(state["config"])
 
 def load_for_evaluation(checkpoint: str = "random", preset: str = "cpu", seed: int = 0) -> Loaded:
     "Backbones (heads too when present) of `checkpoint`: any source of `crisscross.weights.load_sources`, or 'random' (of `preset`'s shape, seeded)."
@@ -467,13 +465,9 @@ def cached_features(backbone: Backbone, items: list, settings: dict, cache_dir, 
     return Features(x, y, tuple(it.path for it in ds.items)), dict(facts, cached=False, cache=str(path))
 
 # %% ../nbs/07_evaluation.ipynb #e87d0e2c
-from .config import Config, check_field_names
+from .config import Config, raise_problems
 
 PROTOCOLS = ("knn", "svm", "linear", "retrieval")
-EVAL_MODALITIES = ("auto", "video", "audio", "both")
-FEATURE_CHOICES = ("auto",) + FEATURES
-TRAIN_ON = ("clips", "files")
-SMALL_CLASSES = ("drop", "refuse")
 
 @dataclass
 class EvalConfig(Config):
@@ -481,54 +475,50 @@ class EvalConfig(Config):
     # what is evaluated
     checkpoint: str = _f("random", "released weights (.pth.tar.zip, zoo name; 'video,audio' for both), backbones.pt, a training checkpoint (ckpt-*.pt: adds cross-modal retrieval), or 'random'")
     preset: str = _f("cpu", "shape of the 'random' model: a trainer preset, or a backbones.pt / checkpoint / metrics.json with a config")
-    seed: int = _f(0, "seed of the random model, the validation split and the classifiers")
+    seed: int = _f(0, "seed of the random model, the validation split and the classifiers", low=0)
     # data
     dataset: str = _f("embedded", "a key of EVAL_DATASETS: embedded, csv, class_folders, ucf101, hmdb51, esc50, dcase2013")
     data_root: str = _f("", "root folder of the data set ('' for embedded: its default place)")
-    split: int = _f(0, "official split or test fold (1..n); 0: every split in turn, averaged")
-    modality: str = _f("auto", "video, audio, both, or auto (the data set's backbones: both for embedded)")
+    split: int = _f(0, "official split or test fold (1..n, as the data set has); 0: every split in turn, averaged", low=0)
+    modality: str = _f("auto", "video, audio, both, or auto (the data set's backbones: both for embedded)", choices=("auto", "video", "audio", "both"))
     protocol: str = _f("all", "comma-separated subset of knn, svm, linear, retrieval; or all")
-    features: str = _f("auto", "pooled (the backbone's 512-d output), conv5x (official audio features), auto (conv5x for ESC-50/DCASE audio)")
-    clips: int = _f(0, "uniformly spaced clips per file (0: the protocol's, 10; DCASE 60)")
-    frames: int = _f(0, "video frames per clip (0: the checkpoint's pretraining value)")
-    size: int = _f(0, "video crop size (0: the checkpoint's)")
-    fps: float = _f(0.0, "video frame rate (0: the checkpoint's)")
-    audio_seconds: float = _f(0.0, "audio seconds per clip (0: the protocol's, ESC-50 2 s, DCASE 1 s; else the checkpoint's)")
-    val_fraction: float = _f(0.1, "share of each class's training files held out to choose hyper-parameters, when the data set has no val split")
+    features: str = _f("auto", "pooled (the backbone's 512-d output), conv5x (official audio features), auto (conv5x for ESC-50/DCASE audio)", choices=("auto",) + FEATURES)
+    clips: int = _f(0, "uniformly spaced clips per file (0: the protocol's, 10; DCASE 60)", low=0)
+    frames: int = _f(0, "video frames per clip (0: the checkpoint's pretraining value)", low=0)
+    size: int = _f(0, "video crop size (0: the checkpoint's)", low=0)
+    fps: float = _f(0.0, "video frame rate (0: the checkpoint's)", low=0)
+    audio_seconds: float = _f(0.0, "audio seconds per clip (0: the protocol's, ESC-50 2 s, DCASE 1 s; else the checkpoint's; else at least 0.05 s)", low=0)
+    val_fraction: float = _f(0.1, "share of each class's training files held out to choose hyper-parameters, when the data set has no val split", above=0, below=1)
     allow_outside_root: bool = _f(False, "csv: accept labels.csv paths that are absolute or lead out of data_root with '..'")
-    small_classes: str = _f("drop", "classes with fewer files than the split protocol needs (k-fold: one per fold): drop (reported) or refuse")
+    small_classes: str = _f("drop", "classes with fewer files than the split protocol needs (k-fold: one per fold): drop (reported) or refuse", choices=("drop", "refuse"))
     # classifiers
-    train_on: str = _f("clips", "fit the SVM and linear probe on every clip (clips) or on clip-averaged files (files)")
-    knn_k: tuple = _f((1, 5, 10, 20), "k-NN: numbers of neighbours tried")
-    svm_c: tuple = _f((1e-4, 1e-3, 1e-2, 0.1, 1.0), "SVM: values of C tried")
-    svm_max_iter: int = _f(5000, "SVM: liblinear iterations")
-    linear_lr: tuple = _f((1e-3, 1e-2, 0.1), "linear probe: AdamW learning rates tried")
-    linear_wd: tuple = _f((0.0, 1e-4, 1e-3), "linear probe: weight decays tried")
-    linear_epochs: int = _f(30, "linear probe: epochs")
-    linear_batch: int = _f(256, "linear probe: minibatch size")
-    recall_k: tuple = _f((1, 5, 10, 20), "retrieval: the k of recall@k")
+    train_on: str = _f("clips", "fit the SVM and linear probe on every clip (clips) or on clip-averaged files (files)", choices=("clips", "files"))
+    knn_k: tuple = _f((1, 5, 10, 20), "k-NN: numbers of neighbours tried", low=1)
+    svm_c: tuple = _f((1e-4, 1e-3, 1e-2, 0.1, 1.0), "SVM: values of C tried", above=0)
+    svm_max_iter: int = _f(5000, "SVM: liblinear iterations", low=1)
+    linear_lr: tuple = _f((1e-3, 1e-2, 0.1), "linear probe: AdamW learning rates tried", above=0)
+    linear_wd: tuple = _f((0.0, 1e-4, 1e-3), "linear probe: weight decays tried", low=0)
+    linear_epochs: int = _f(30, "linear probe: epochs", low=1)
+    linear_batch: int = _f(256, "linear probe: minibatch size", low=1)
+    recall_k: tuple = _f((1, 5, 10, 20), "retrieval: the k of recall@k", low=1)
     # hardware and bookkeeping
-    batch_size: int = _f(16, "files per forward pass during feature extraction")
-    num_workers: int = _f(0, "DataLoader worker processes (and media-index probes) for feature extraction")
-    cpu_threads: int = _f(0, "torch intra-op threads during the evaluation (0: torch's default, one per core)")
-    device: str = _f("auto", "auto (CUDA when available), cuda or cpu")
+    batch_size: int = _f(16, "files per forward pass during feature extraction", low=1)
+    num_workers: int = _f(0, "DataLoader worker processes (and media-index probes) for feature extraction", low=0)
+    cpu_threads: int = _f(0, "torch intra-op threads during the evaluation (0: torch's default, one per core)", low=0)
+    device: str = _f("auto", "auto (CUDA when available), cuda or cpu", choices=DEVICES)
     cache_dir: str = _f("", "feature cache folder ('' = <out_dir>/feature-cache)")
     progress: bool = _f(True, "progress bars")
 
-_GRIDS = {"knn_k": int, "svm_c": float, "linear_lr": float, "linear_wd": float, "recall_k": int}
-_GRID_PROTOCOL = {"knn_k": "knn", "svm_c": "svm", "linear_lr": "linear", "linear_wd": "linear", "recall_k": "retrieval"}
+EvalConfig.PRESETS = {
+    "embedded": {},                 # the defaults: a random model of the trainer's cpu shape, on the embedded set
+    "paper": dict(preset="paper"),  # the paper's shapes: clips, audio length and features are the protocol's already; a random model of the paper's shape
+}
 
 def eval_config(**overrides) -> EvalConfig:
-    "An EvalConfig with `overrides`; grids may be given as comma-separated text ('1e-3,0.01'); unknown names are refused."
-    check_field_names(EvalConfig, overrides)
-    for k, kind in _GRIDS.items():
-        v = overrides.get(k)
-        if isinstance(v, str):
-            try: numbers = [float(p) for p in v.replace(" ", "").split(",") if p]
-            except ValueError: raise ValueError(f"{k}={v!r}: expected comma-separated numbers, e.g. '1,5,10'") from None
-            overrides[k] = tuple(int(n) if kind is int and n.is_integer() else n for n in numbers)
-        elif isinstance(v, (list, int, float)) and not isinstance(v, bool): overrides[k] = tuple(v) if isinstance(v, list) else (v,)
-    return EvalConfig(**overrides)
+    "`EvalConfig.from_preset('embedded', **overrides)`: the defaults with `overrides`; a grid may be comma-separated text ('1e-3,0.01')."
+    return EvalConfig.from_preset("embedded", **overrides)
+
+_GRID_PROTOCOL = {"knn_k": "knn", "svm_c": "svm", "linear_lr": "linear", "linear_wd": "linear", "recall_k": "retrieval"}
 
 def parse_protocols(protocol: str) -> tuple:
     "The protocols a `protocol` text names ('all', or a comma-separated subset of `PROTOCOLS`), in `PROTOCOLS` order."
@@ -543,60 +533,47 @@ def resolve_modalities(cfg: EvalConfig) -> tuple:
     own = EVAL_DATASETS[cfg.dataset].modalities
     return own if cfg.modality == "auto" else ("video", "audio") if cfg.modality == "both" else (cfg.modality,)
 
-from .config import type_problems
+def _eval_data_problems(cfg: EvalConfig) -> list:
+    "What is wrong with the data set `cfg` names: unknown, its split, its root or labels.csv, the backbones and features asked of it."
+    entry = EVAL_DATASETS.get(cfg.dataset)
+    if entry is None: return [f"dataset={cfg.dataset!r} is unknown: choose one of {tuple(EVAL_DATASETS)}"]
+    errs = [] if cfg.split <= entry.splits else [f"split={cfg.split} is out of range: {cfg.dataset} has splits 1..{entry.splits} (0: all of them, averaged)"]
+    if entry.needs_root and not cfg.data_root: errs.append(f"dataset={cfg.dataset!r} needs data_root (the folder of {cfg.dataset})")
+    elif cfg.data_root and not Path(cfg.data_root).expanduser().is_dir():
+        errs.append(f"data_root={cfg.data_root!r} does not exist or is not a folder: check the path"
+                    + (" ('' = the default embedded set, generated if missing)" if cfg.dataset == "embedded" else ""))
+    elif cfg.dataset == "csv":  # the list is small and its mistakes are cheap to find now
+        try: read_labels_csv(cfg.data_root, allow_outside_root=cfg.allow_outside_root)
+        except (ValueError, FileNotFoundError) as e: errs.append(str(e))
+    if cfg.modality not in ("auto", "video", "audio", "both"): return errs   # the field's own message says it
+    wanted = resolve_modalities(cfg)
+    if not set(wanted) <= set(entry.modalities):
+        errs.append(f"modality={cfg.modality!r} does not fit dataset={cfg.dataset!r}, which is evaluated with {entry.modalities}: use modality='auto'")
+    if cfg.features == "conv5x" and "video" in wanted:
+        errs.append("features='conv5x' is the official audio protocol and is not defined for video: use features='auto' "
+                    "(conv5x for ESC-50/DCASE audio) or 'pooled', or modality='audio'")
+    return errs
 
 def check_eval_config(cfg: EvalConfig) -> EvalConfig:
     "Validate `cfg` before any compute (data, weights, features); returns it unchanged, or raises naming every problem."
     if not isinstance(cfg, EvalConfig): raise TypeError(f"expected an EvalConfig, got {type(cfg).__name__}")
-    errs = type_problems(cfg)
-    if errs: raise ValueError("invalid EvalConfig:\n  " + "\n  ".join(errs))
+    errs = cfg.field_problems()   # the choices and bounds declared beside the fields
     def need(ok, msg):
         if not ok: errs.append(msg)
     try: protocols = parse_protocols(cfg.protocol)
     except ValueError as e: errs.append(str(e)); protocols = ()
-    entry = EVAL_DATASETS.get(cfg.dataset)
-    if entry is None: errs.append(f"dataset={cfg.dataset!r} is unknown: choose one of {tuple(EVAL_DATASETS)}")
-    else:
-        need(0 <= cfg.split <= entry.splits, f"split={cfg.split} is out of range: {cfg.dataset} has splits 1..{entry.splits} (0: all of them, averaged)")
-        if entry.needs_root and not cfg.data_root: errs.append(f"dataset={cfg.dataset!r} needs data_root (the folder of {cfg.dataset})")
-        elif cfg.data_root and not Path(cfg.data_root).expanduser().is_dir():
-            errs.append(f"data_root={cfg.data_root!r} does not exist or is not a folder: check the path"
-                        + (" ('' = the default embedded set, generated if missing)" if cfg.dataset == "embedded" else ""))
-        elif cfg.dataset == "csv":  # the list is small and its mistakes are cheap to find now
-            try: read_labels_csv(cfg.data_root, allow_outside_root=cfg.allow_outside_root)
-            except (ValueError, FileNotFoundError) as e: errs.append(str(e))
-    if cfg.modality not in EVAL_MODALITIES: errs.append(f"modality={cfg.modality!r} is unknown: choose one of {EVAL_MODALITIES}")
-    elif entry is not None:
-        wanted = resolve_modalities(cfg)
-        need(set(wanted) <= set(entry.modalities), f"modality={cfg.modality!r} does not fit dataset={cfg.dataset!r}, which is "
-             f"evaluated with {entry.modalities}: use modality='auto'")
-        if cfg.features == "conv5x" and "video" in wanted:
-            errs.append("features='conv5x' is the official audio protocol and is not defined for video: use features='auto' "
-                        "(conv5x for ESC-50/DCASE audio) or 'pooled', or modality='audio'")
-    need(cfg.features in FEATURE_CHOICES, f"features={cfg.features!r} is unknown: choose one of {FEATURE_CHOICES}")
-    need(cfg.small_classes in SMALL_CLASSES, f"small_classes={cfg.small_classes!r} is unknown: choose one of {SMALL_CLASSES}")
+    errs += _eval_data_problems(cfg)
+    need(cfg.audio_seconds == 0 or cfg.audio_seconds >= 0.05, f"audio_seconds={cfg.audio_seconds} is too short for the log-mel STFT: use at least 0.05 s (0: the default)")
     need(not cfg.allow_outside_root or cfg.dataset in ("csv", "embedded"),
          f"allow_outside_root=True concerns labels.csv paths, which dataset={cfg.dataset!r} does not read: use dataset='csv'")
-    need(cfg.train_on in TRAIN_ON, f"train_on={cfg.train_on!r} is unknown: choose one of {TRAIN_ON}")
-    need(cfg.device in DEVICES, f"device={cfg.device!r} is unknown: choose one of {DEVICES}")
     need(cfg.device != "cuda" or torch.cuda.is_available(), "device='cuda' but torch.cuda.is_available() is False: use 'auto' or 'cpu'")
     if cfg.checkpoint == "random":
-        need(cfg.preset in PRESETS or Path(cfg.preset).expanduser().is_file(),
-             f"preset={cfg.preset!r} is neither a trainer preset {tuple(PRESETS)} nor a file holding a config (backbones.pt, checkpoint, metrics.json)")
-    else:
-        need(source_problem(cfg.checkpoint) is None, f"checkpoint={cfg.checkpoint!r}: {source_problem(cfg.checkpoint)}, or 'random'")
-    for k in ("clips", "frames", "size", "num_workers", "cpu_threads", "seed"): need(getattr(cfg, k) >= 0, f"{k}={getattr(cfg, k)} must be >= 0")
-    for k in ("svm_max_iter", "linear_epochs", "linear_batch", "batch_size"): need(getattr(cfg, k) >= 1, f"{k}={getattr(cfg, k)} must be >= 1")
-    need(cfg.fps >= 0, f"fps={cfg.fps} must be >= 0 (0: the checkpoint's)")
-    need(cfg.audio_seconds == 0 or cfg.audio_seconds >= 0.05, f"audio_seconds={cfg.audio_seconds} is too short for the log-mel STFT: use at least 0.05 s (0: the default)")
-    need(0 < cfg.val_fraction < 1, f"val_fraction={cfg.val_fraction} must lie in (0, 1)")
-    for k, kind in _GRIDS.items():
-        if _GRID_PROTOCOL[k] not in protocols: continue
-        v, low = getattr(cfg, k), 0 if k == "linear_wd" else 1 if kind is int else None
-        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-        ok = len(v) > 0 and numbers and all((x >= low if low is not None else x > 0) and (kind is float or float(x).is_integer()) for x in v)
-        need(ok, f"{k}={v!r} must be a non-empty list of " + ("whole numbers >= 1" if kind is int else "numbers >= 0" if low == 0 else "numbers > 0"))
-    if errs: raise ValueError("invalid EvalConfig:\n  " + "\n  ".join(errs))
+        need(cfg.preset in TrainConfig.PRESETS or Path(cfg.preset).expanduser().is_file(), f"preset={cfg.preset!r} is neither a trainer "
+             f"preset {tuple(TrainConfig.PRESETS)} nor a file holding a config (backbones.pt, checkpoint, metrics.json)")
+    else: need(source_problem(cfg.checkpoint) is None, f"checkpoint={cfg.checkpoint!r}: {source_problem(cfg.checkpoint)}, or 'random'")
+    for k, protocol in _GRID_PROTOCOL.items():
+        need(protocol not in protocols or len(getattr(cfg, k)) > 0, f"{k}=() is empty: give at least one value to try, or leave {protocol} out of protocol")
+    raise_problems(cfg, errs)
     return cfg
 
 # %% ../nbs/07_evaluation.ipynb #a1b2c311

@@ -24,7 +24,7 @@ from .data import LabelledClips, PretrainViews, labelled_csv
 from .encoders import CrissCross
 from .evaluation import extract_features, knn_accuracy, nearest_neighbours
 from .synthetic import SyntheticConfig, default_root, ensure_embedded
-from .trainer import (TrainConfig, build_model, config_from_dict, config_from_preset, latest_checkpoint,
+from .trainer import (TrainConfig, build_model, config_from_preset, latest_checkpoint,
                                 load_backbones, load_checkpoint, train)
 from .weights import load_sources
 from .transforms import denormalize_video
@@ -97,7 +97,7 @@ def _matching_heads(path: Path, video: nn.Module, audio: nn.Module) -> CrissCros
     ckpt = latest_checkpoint(path.parent / "checkpoints")
     if ckpt is None: return None
     state = load_checkpoint(ckpt)
-    try: model = build_model(config_from_dict(state["config"])); model.load_state_dict(state["model"])
+    try: model = build_model(TrainConfig.from_dict(state["config"])); model.load_state_dict(state["model"])
     except (KeyError, RuntimeError, ValueError, TypeError): return None
     return model.eval() if _same_weights(model.video, video) and _same_weights(model.audio, audio) else None
 
@@ -364,7 +364,7 @@ def probe_curve(run_dir, train: dict, test: dict, k: int = 5, checkpoint: str = 
     import pandas as pd
     files = epoch_backbones(run_dir)
     if not files: raise FileNotFoundError(f"{run_dir} has no backbones/epoch-*.pt: pretrain with backbones_every=1 (the cpu preset does)")
-    cfg = config_from_dict(load_checkpoint(next(iter(files.values())))["config"])
+    cfg = TrainConfig.from_dict(load_checkpoint(next(iter(files.values())))["config"])
     rows = []
     for epoch in [0, *files]:
         video, audio = initial_backbones(cfg) if epoch == 0 else load_backbones(files[epoch])

@@ -24,24 +24,23 @@ from .transforms import AudioAugment, VideoAugment, VideoEval
 from .data import (LabelledClips, dcase2013, esc50, esc50_group, hmdb51, index_media, mix_seed, stratified_folds,
                              ucf101, ucf101_group, validation_split)
 from .synthetic import open_embedded
-from .config import Config, option, type_problems, value_problems
+from .config import Config, option, raise_problems
 from .engine import (DistEnv, NonFiniteLossError, Progress, Run, ShardedSampler, StopSignals, atomic_save, env_world_size, epoch_line,
                                fit, gather, latest_checkpoint, load_checkpoint, lock_out_dir, mixed_precision, pace, parallel, resume_state,
                                run_session, seed_everything, setup_distributed, unwrap, worker_init_fn)
-from .trainer import (CPU_BF16_REFUSED, DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig,
-                                config_from_preset, LRSchedule, param_digest, resolve_precision)
+from .trainer import (DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig, batch_problems, config_from_preset,
+                                device_problems, LRSchedule, param_digest, resolve_precision)
 from .weights import load_pretrained, source_problem
 from .evaluation import labels_csv_splits
 
 # %% auto #0
-__all__ = ['OFFICIAL_FINETUNE', 'FINETUNE_PRESETS', 'REPRODUCTIONS', 'PAPER_SAYS', 'OFFICIAL_NOT_COPIED', 'OUR_CHOICE',
-           'OUR_REASONS', 'FINETUNE_DATASETS', 'FT_OPTIMIZERS', 'AUGMENTS', 'SCHEDULES', 'HEAD_INITS', 'POOLS',
-           'MODALITIES', 'FT_RESUME_MAY_CHANGE', 'FinetuneConfig', 'official_finetune', 'finetune_config',
-           'finetune_config_from_dict', 'finetune_settings_table', 'reproduction_table', 'pretraining_settings_table',
-           'FinetuneData', 'resolve_modality', 'check_finetune_config', 'FinetuneSplits', 'make_splits', 'Classifier',
-           'backbone_shape', 'build_backbone', 'predict', 'dense_scores', 'training_clips', 'eval_clips',
-           'build_finetune_optimizer', 'StepSchedule', 'build_schedule', 'FinetunePhase', 'plot_curves',
-           'summarise_splits', 'finetune', 'load_finetuned', 'build_parser', 'main']
+__all__ = ['OFFICIAL_FINETUNE', 'REPRODUCTIONS', 'PAPER_SAYS', 'OFFICIAL_NOT_COPIED', 'OUR_CHOICE', 'OUR_REASONS',
+           'FINETUNE_DATASETS', 'FT_RESUME_MAY_CHANGE', 'FinetuneConfig', 'official_finetune', 'finetune_config',
+           'finetune_settings_table', 'reproduction_table', 'pretraining_settings_table', 'FinetuneData',
+           'resolve_modality', 'check_finetune_config', 'FinetuneSplits', 'make_splits', 'Classifier', 'backbone_shape',
+           'build_backbone', 'predict', 'dense_scores', 'training_clips', 'eval_clips', 'build_finetune_optimizer',
+           'StepSchedule', 'build_schedule', 'FinetunePhase', 'plot_curves', 'summarise_splits', 'finetune',
+           'load_finetuned', 'build_parser', 'main']
 
 # %% ../nbs/08_finetune.ipynb #73c232cf
 _f = option  # crisscross.config.option: default, help, choices, bounds
@@ -51,37 +50,37 @@ class FinetuneConfig(Config):
     "Every fine-tuning hyper-parameter, flat; the defaults are our UCF101 protocol (`ours-8f`); the official ones are presets."
     # what is fine-tuned
     checkpoint: str = _f("random", "released weights (.pth.tar.zip or a zoo name such as kinetics_400/video), backbones.pt or a pretraining checkpoint to start from, or 'random' (a fresh backbone of width x depth)")
-    modality: str = _f("auto", "which backbone: video, audio, or auto (the data set's own: video for UCF101/HMDB51, audio for ESC-50/DCASE)")
+    modality: str = _f("auto", "which backbone: video, audio, or auto (the data set's own: video for UCF101/HMDB51, audio for ESC-50/DCASE)", choices=("auto", "video", "audio"))
     width: int = _f(64, "backbone width when checkpoint='random' (a checkpoint brings its own shape)", low=1)
     depth: int = _f(2, "residual blocks per stage when checkpoint='random'", low=1)
     video_clip_norm: bool = _f(False, "when checkpoint='random': a video backbone that standardises each clip first (see crisscross.encoders)")
-    pool: str = _f("max", "global pooling of conv5x before the head: max (official fine-tuning) or avg (as in pretraining)")
-    dropout: float = _f(0.5, "dropout before the linear head (our choice; official: 0, or 0.1/0.5 with the AudioSet weights)")
-    head_init: str = _f("normal", "initialisation of the linear head's weights: normal (std 0.01, ours) or orthogonal (official)")
+    pool: str = _f("max", "global pooling of conv5x before the head: max (official fine-tuning) or avg (as in pretraining)", choices=("max", "avg"))
+    dropout: float = _f(0.5, "dropout before the linear head (our choice; official: 0, or 0.1/0.5 with the AudioSet weights)", low=0, below=1)
+    head_init: str = _f("normal", "initialisation of the linear head's weights: normal (std 0.01, ours) or orthogonal (official)", choices=("normal", "orthogonal"))
     # data
-    dataset: str = _f("ucf101", "a key of FINETUNE_DATASETS: ucf101, hmdb51, esc50, dcase2013, embedded, csv")
+    dataset: str = _f("ucf101", "a key of FINETUNE_DATASETS (checked by check_finetune_config): ucf101, hmdb51, esc50, dcase2013, embedded, csv")
     data_root: str = _f("", "root folder of the data set ('' for embedded: its default place)")
-    split: int = _f(1, "official split (UCF101, HMDB51: 1-3) or test fold (ESC-50, DCASE: 1-5); 0: every split in turn, averaged", low=0)
-    val_fraction: float = _f(0.1, "share of each class's training files held out to choose the epoch, when the data set has no val split (our choice)")
+    split: int = _f(1, "official split (UCF101, HMDB51: 1-3) or test fold (ESC-50, DCASE: 1-5), as the data set has; 0: every split in turn, averaged", low=0)
+    val_fraction: float = _f(0.1, "share of each class's training files held out to choose the epoch, when the data set has no val split (our choice)", above=0, below=1)
     frames: int = _f(8, "video frames per clip (the paper: 8 or 32)", low=1)
     size: int = _f(224, "video crop size in pixels", low=1)
-    fps: float = _f(16.0, "video frame rate")
-    audio_seconds: float = _f(2.0, "audio seconds per clip (ESC-50: 2 s, DCASE: 1 s)")
+    fps: float = _f(16.0, "video frame rate", above=0)
+    audio_seconds: float = _f(2.0, "audio seconds per clip (ESC-50: 2 s, DCASE: 1 s; at least 0.05 s, for the log-mel STFT)", low=0.05)
     clips_per_video: int = _f(1, "random training clips drawn per file in one epoch (official: 10)", low=1)
-    augment: str = _f("full", "training augmentation: full (crisscross.transforms' pretraining augmentation), official (the official fine-tuning's: no blur, jitter always), light (crop and flip; volume and time resize), none")
+    augment: str = _f("full", "training augmentation: full (crisscross.transforms' pretraining augmentation), official (the official fine-tuning's: no blur, jitter always), light (crop and flip; volume and time resize), none", choices=("full", "official", "light", "none"))
     val_clips: int = _f(10, "uniformly spaced clips per validation file, softmax averaged", low=1)
     test_clips: int = _f(10, "uniformly spaced clips per test file, softmax averaged (paper: 10; DCASE: 60)", low=1)
     # optimisation
-    optimizer: str = _f("sgd", "sgd (the paper) or adam")
-    lr: float = _f(5e-3, "peak lr, reached after the warm-up (our choice); the step schedule's starting lr")
-    schedule: str = _f("cosine", "lr schedule: cosine (linear warm-up, then cosine to final_lr: ours) or step (x gamma at each milestone epoch: official)")
-    milestones: tuple = _f((6, 10, 14), "epochs after which the step schedule multiplies the lr by gamma")
-    gamma: float = _f(0.1, "the step schedule's factor at each milestone")
-    warmup_start_lr: float = _f(0.0, "lr at the start of the warm-up")
-    final_lr: float = _f(0.0, "lr at the end of the cosine decay")
-    warmup_epochs: float = _f(1.0, "epochs of linear warm-up (our choice)")
-    weight_decay: float = _f(1e-4, "L2 weight decay of the weights (batch-norm and bias parameters have none; our choice)")
-    momentum: float = _f(0.9, "SGD momentum (Adam: beta1)")
+    optimizer: str = _f("sgd", "sgd (the paper) or adam", choices=("sgd", "adam"))
+    lr: float = _f(5e-3, "peak lr, reached after the warm-up (our choice); the step schedule's starting lr", above=0)
+    schedule: str = _f("cosine", "lr schedule: cosine (linear warm-up, then cosine to final_lr: ours) or step (x gamma at each milestone epoch: official)", choices=("cosine", "step"))
+    milestones: tuple = _f((6, 10, 14), "epochs after which the step schedule multiplies the lr by gamma (increasing)", low=1)
+    gamma: float = _f(0.1, "the step schedule's factor at each milestone", above=0)
+    warmup_start_lr: float = _f(0.0, "lr at the start of the warm-up", low=0)
+    final_lr: float = _f(0.0, "lr at the end of the cosine decay", low=0)
+    warmup_epochs: float = _f(1.0, "epochs of linear warm-up (our choice)", low=0)
+    weight_decay: float = _f(1e-4, "L2 weight decay of the weights (batch-norm and bias parameters have none; our choice)", low=0)
+    momentum: float = _f(0.9, "SGD momentum (Adam: beta1)", low=0, below=1)
     batch_size: int = _f(32, "global batch: clips per optimiser step over all processes (our choice)", low=1)
     eval_batch_size: int = _f(8, "files per forward pass in validation and test, per process (each brings all its clips)", low=1)
     epochs: int = _f(20, "epochs (the paper: 20)", low=1)
@@ -89,8 +88,8 @@ class FinetuneConfig(Config):
     refit: bool = _f(True, "after choosing the epoch on validation, train afresh on train + val for that many epochs and test that model (the headline)")
     max_steps: int = _f(0, "stop after this many optimiser steps (0: no limit); the schedule still spans all epochs", low=0)
     # hardware
-    device: str = _f("auto", "auto (CUDA when available), cuda or cpu")
-    precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16; bf16 and fp16 on CUDA only")
+    device: str = _f("auto", "auto (CUDA when available), cuda or cpu", choices=DEVICES)
+    precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16; bf16 and fp16 on CUDA only", choices=PRECISIONS)
     sync_bn: bool = _f(True, "SyncBatchNorm across processes (CUDA only)")
     num_workers: int = _f(8, "DataLoader worker processes per rank", low=0)
     cpu_threads: int = _f(0, "torch intra-op threads per process (0: torch's default)", low=0)
@@ -111,7 +110,7 @@ def official_finetune(dataset: str, frames: int, batch_size: int, lr: float, gam
     return dict(OFFICIAL_FINETUNE, dataset=dataset, frames=frames, batch_size=batch_size, lr=lr, gamma=gamma, milestones=milestones,
                 dropout=dropout, eval_batch_size=8 if frames <= 8 else 2)
 
-FINETUNE_PRESETS = {
+FinetuneConfig.PRESETS = {
     "ours-8f": {},  # the FinetuneConfig defaults: our protocol
     "ours-32f": dict(frames=32, batch_size=16, lr=2.5e-3, eval_batch_size=2),
     "ours-dcase": dict(dataset="dcase2013", audio_seconds=1.0, test_clips=60),
@@ -129,17 +128,11 @@ FINETUNE_PRESETS = {
                  epochs=2, warmup_epochs=0.5, lr=5e-2, val_clips=2, test_clips=3, num_workers=0, cpu_threads=1,
                  deterministic=True, progress=False),
 }
-REPRODUCTIONS = tuple(k for k in FINETUNE_PRESETS if k.startswith(("ucf101-", "hmdb51-")))
-
-FinetuneConfig.PRESETS = FINETUNE_PRESETS
+REPRODUCTIONS = tuple(k for k in FinetuneConfig.PRESETS if k.startswith(("ucf101-", "hmdb51-")))
 
 def finetune_config(preset: str = "ours-8f", **overrides) -> FinetuneConfig:
-    "The FinetuneConfig of `preset` (see `FINETUNE_PRESETS`) with `overrides` applied; unknown names are refused."
-    return FinetuneConfig.from_preset(preset, **overrides)   # tuples from the command line come as lists: made tuples
-
-def finetune_config_from_dict(d: dict) -> FinetuneConfig:
-    "Rebuild a FinetuneConfig from its plain-dict form (as stored in checkpoints and metrics.json)."
-    return FinetuneConfig.from_dict(d)
+    "`FinetuneConfig.from_preset`, with our protocol (`ours-8f`) as the default preset."
+    return FinetuneConfig.from_preset(preset, **overrides)
 
 # %% ../nbs/08_finetune.ipynb #ef4a7fc5
 PAPER_SAYS = dict(epochs="20", optimizer="SGD", frames="8 or 32", size="224", fps="16", test_clips="10, softmax averaged")  # its text; silent on the rest
@@ -221,55 +214,28 @@ def resolve_modality(cfg: FinetuneConfig) -> str:
     return FINETUNE_DATASETS[cfg.dataset].modalities[0] if cfg.modality == "auto" else cfg.modality
 
 # %% ../nbs/08_finetune.ipynb #2692a53b
-FT_OPTIMIZERS = ("sgd", "adam")
-AUGMENTS = ("full", "official", "light", "none")
-SCHEDULES = ("cosine", "step")
-HEAD_INITS = ("normal", "orthogonal")
-POOLS = ("max", "avg")
-MODALITIES = ("auto", "video", "audio")
 def check_finetune_config(cfg: FinetuneConfig, world_size: int = 1) -> FinetuneConfig:
     "Validate `cfg` for a run on `world_size` processes before any compute; returns it unchanged."
     if not isinstance(cfg, FinetuneConfig): raise TypeError(f"expected a FinetuneConfig, got {type(cfg).__name__}")
-    errs = type_problems(cfg)
-    if errs: raise ValueError("invalid FinetuneConfig:\n  " + "\n  ".join(errs))
-    errs = value_problems(cfg)   # finite floats; the bounds declared beside the fields
+    errs = cfg.field_problems()   # the choices and bounds declared beside the fields
     def need(ok, msg):
         if not ok: errs.append(msg)
-    for k in ("fps", "lr", "gamma"): need(getattr(cfg, k) > 0, f"{k}={getattr(cfg, k)} must be > 0")
-    need(all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in cfg.milestones) and list(cfg.milestones) == sorted(set(cfg.milestones)),
-         f"milestones={cfg.milestones} must be increasing positive epochs, e.g. (6, 10, 14)")
-    for k in ("warmup_start_lr", "final_lr", "warmup_epochs", "weight_decay"): need(getattr(cfg, k) >= 0, f"{k}={getattr(cfg, k)} must be >= 0")
-    for k in ("momentum", "dropout"): need(0 <= getattr(cfg, k) < 1, f"{k}={getattr(cfg, k)} must lie in [0, 1)")
-    need(0 < cfg.val_fraction < 1, f"val_fraction={cfg.val_fraction} must lie in (0, 1): the share of each class held out for validation")
-    need(cfg.audio_seconds >= 0.05, f"audio_seconds={cfg.audio_seconds} is too short for the log-mel STFT: use at least 0.05 s")
+    need(list(cfg.milestones) == sorted(set(cfg.milestones)), f"milestones={cfg.milestones} must be increasing positive epochs, e.g. (6, 10, 14)")
     need(cfg.final_lr <= cfg.lr, f"final_lr={cfg.final_lr} exceeds the peak lr={cfg.lr}: the cosine decays from lr down to final_lr")
     need(cfg.warmup_start_lr <= cfg.lr, f"warmup_start_lr={cfg.warmup_start_lr} exceeds the peak lr={cfg.lr}")
     need(cfg.warmup_epochs <= cfg.epochs, f"warmup_epochs={cfg.warmup_epochs} is longer than the run (epochs={cfg.epochs})")
-    for k, choices in (("optimizer", FT_OPTIMIZERS), ("augment", AUGMENTS), ("pool", POOLS), ("modality", MODALITIES), ("schedule", SCHEDULES), ("head_init", HEAD_INITS),
-                       ("precision", PRECISIONS), ("device", DEVICES)):
-        need(getattr(cfg, k) in choices, f"{k}={getattr(cfg, k)!r} is unknown: choose one of {choices}")
-    cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    need(cfg.device != "cuda" or torch.cuda.is_available(), "device='cuda' but torch.cuda.is_available() is False: use device='auto' or 'cpu'")
-    need(cfg.precision != "fp16" or cuda, "precision='fp16' needs CUDA (its GradScaler): use 'fp32' on CPU")
-    need(cfg.precision != "bf16" or cuda, CPU_BF16_REFUSED)
-    if world_size < 1: errs.append(f"world_size={world_size} must be >= 1")
-    elif cfg.batch_size % world_size:
-        lo, hi = cfg.batch_size // world_size * world_size, -(-cfg.batch_size // world_size) * world_size
-        errs.append(f"batch_size={cfg.batch_size} is not divisible by the {world_size} processes: choose a multiple of {world_size}, e.g. {lo or hi} or {hi}")
-    elif cfg.batch_size // world_size < 2:
-        errs.append(f"each process would see batch_size / world_size = {cfg.batch_size // world_size} clip; batch norm needs at least 2: raise batch_size")
+    errs += device_problems(cfg) + batch_problems(cfg.batch_size, world_size)
     entry = FINETUNE_DATASETS.get(cfg.dataset)
     if entry is None: errs.append(f"dataset={cfg.dataset!r} is unknown: choose one of {tuple(FINETUNE_DATASETS)}")
     else:
         need(cfg.split <= entry.splits, f"split={cfg.split}: {cfg.dataset} has splits 1..{entry.splits} (0: all of them, averaged)")
-        if cfg.modality in ("video", "audio") and cfg.modality not in entry.modalities:
-            errs.append(f"modality={cfg.modality!r} does not fit dataset={cfg.dataset!r}, which is evaluated with {entry.modalities}: "
-                        f"use modality='auto' or one of {entry.modalities}")
+        need(cfg.modality not in ("video", "audio") or cfg.modality in entry.modalities, f"modality={cfg.modality!r} does not fit "
+             f"dataset={cfg.dataset!r}, which is evaluated with {entry.modalities}: use modality='auto' or one of {entry.modalities}")
         if entry.needs_root and not cfg.data_root: errs.append(f"dataset={cfg.dataset!r} needs data_root (--data-root /path/to/{cfg.dataset})")
         elif cfg.data_root and not Path(cfg.data_root).expanduser().is_dir():
             errs.append(f"data_root={cfg.data_root!r} does not exist or is not a folder: check the path")
     if cfg.checkpoint != "random" and (problem := source_problem(cfg.checkpoint)): errs.append(f"checkpoint={cfg.checkpoint!r}: {problem}, or 'random'")
-    if errs: raise ValueError("invalid FinetuneConfig:\n  " + "\n  ".join(errs))
+    raise_problems(cfg, errs)
     return cfg
 
 # %% ../nbs/08_finetune.ipynb #6ce80415
@@ -681,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     "Flags `--preset`, `--out-dir`, `--dry-run`, and one per FinetuneConfig field (only those given override the preset)."
     p = argparse.ArgumentParser(prog="python -m crisscross.finetune", description="Fine-tune a backbone (run under torchrun for DDP).",
                                 usage="%(prog)s [--preset NAME] [--out-dir DIR] [--dry-run] [--FIELD VALUE ...]")
-    p.add_argument("--preset", default="ours-8f", choices=tuple(FINETUNE_PRESETS), help="starting configuration (default: ours-8f; the official runs: ucf101-8f, hmdb51-32f, ...)")
+    p.add_argument("--preset", default="ours-8f", choices=tuple(FinetuneConfig.PRESETS), help="starting configuration (default: ours-8f; the official runs: ucf101-8f, hmdb51-32f, ...)")
     p.add_argument("--out-dir", default="runs/finetune", help="checkpoints, metrics.json, curves.png, finetuned.pt (default: runs/finetune)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and read the split's file lists, then exit")
     FinetuneConfig.add_flags(p.add_argument_group("FinetuneConfig fields", "override the preset; the defaults shown are ours-8f's"))
@@ -692,7 +658,7 @@ def main(argv: list | None = None) -> dict:
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     preset, out_dir, dry_run = args.pop("preset"), args.pop("out_dir"), args.pop("dry_run")
-    try: cfg = check_finetune_config(finetune_config(preset, **args), env_world_size())
+    try: cfg = check_finetune_config(FinetuneConfig.from_preset(preset, **args), env_world_size())
     except ValueError as e: parser.error(str(e))
     if dry_run:
         splits = make_splits(dataclasses.replace(cfg, split=max(cfg.split, 1)))

@@ -6,41 +6,28 @@ Docs: https://crisscross-dev.github.io/crisscross/pretrain_cli.html.md"""
 
 # %% ../nbs/06a_pretrain_cli.ipynb #a5e2efd3
 from __future__ import annotations
-import argparse, json, os, subprocess, sys
-from dataclasses import asdict, fields
+import argparse, json, os, shlex, subprocess, sys
+from dataclasses import asdict
 from pathlib import Path
 
 import crisscross
-from .trainer import (PRESETS, TrainConfig, check_config, check_out_dir, config_from_dict, config_from_preset, env_world_size,
-                                make_dataset, train)
+from .trainer import TrainConfig, check_config, check_out_dir, env_world_size, make_dataset, train
 
 # %% auto #0
-__all__ = ['add_field_flags', 'build_parser', 'main', 'launch']
+__all__ = ['build_parser', 'main', 'launch_command', 'launch']
 
 # %% ../nbs/06a_pretrain_cli.ipynb #0f1706e6
-def add_field_flags(group, config_cls):
-    "One flag per field of the config class `config_cls` in argparse `group`, absent unless given (so only those override a preset)."
-    config_cls.add_flags(group)
-
 def build_parser() -> argparse.ArgumentParser:
     "Flags `--preset`, `--out-dir`, `--dry-run`, and one per TrainConfig field (only those given override the preset)."
     p = argparse.ArgumentParser(prog="python -m crisscross.pretrain", description="Pretrain CrissCross (run under torchrun for DDP).",
                                 usage="%(prog)s [--preset NAME] [--out-dir DIR] [--dry-run] [--FIELD VALUE ...]")
-    p.add_argument("--preset", default="paper", choices=tuple(PRESETS), help="starting configuration (default: paper)")
+    p.add_argument("--preset", default="paper", choices=tuple(TrainConfig.PRESETS), help="starting configuration (default: paper)")
     p.add_argument("--out-dir", default="runs/pretrain", help="checkpoints, TensorBoard logs, metrics.json, backbones.pt (default: runs/pretrain)")
     p.add_argument("--dry-run", action="store_true", help="validate the config and build the data set, then exit")
-    p.add_argument("--config-json", metavar="FILE", help="start from the whole TrainConfig in this JSON file (a run's config.json) instead of the preset")
-    add_field_flags(p.add_argument_group("TrainConfig fields", "override the preset; the defaults shown are the paper's"), TrainConfig)
+    TrainConfig.add_flags(p.add_argument_group("TrainConfig fields", "override the preset; the defaults shown are the paper's"))
     return p
 
 # %% ../nbs/06a_pretrain_cli.ipynb #0961f70a
-def _read_config(path) -> dict:
-    "The config dict in the JSON file at `path`, with errors that name the file."
-    try: d = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"--config-json {path}: cannot read a JSON config ({e})") from None
-    if not isinstance(d, dict): raise ValueError(f"--config-json {path}: expected a JSON object of TrainConfig fields, got {type(d).__name__}")
-    return d
-
 def _held_out_probe(cfg: TrainConfig) -> tuple:
     "The data set and, on rank 0, the correspondence probe on its held-out files (None when fewer than 2), for `train`."
     from .correspondence import epoch_probe   # the CLI is a consumer of the probe: the trainer may not import it
@@ -53,10 +40,9 @@ def main(argv: list | None = None) -> dict:
     "Parse `argv` (default: the command line), then validate (`--dry-run`) or train; returns the metrics."
     parser = build_parser()
     args = vars(parser.parse_args(argv))
-    preset, out_dir, dry_run, config_json = args.pop("preset"), args.pop("out_dir"), args.pop("dry_run"), args.pop("config_json")
+    preset, out_dir, dry_run = args.pop("preset"), args.pop("out_dir"), args.pop("dry_run")
     try:
-        cfg = config_from_dict({**_read_config(config_json), **args}) if config_json else config_from_preset(preset, **args)
-        cfg = check_config(cfg, env_world_size())
+        cfg = check_config(TrainConfig.from_preset(preset, **args), env_world_size())
         check_out_dir(out_dir)
     except ValueError as e: parser.error(str(e))
     if dry_run:
@@ -73,18 +59,20 @@ def main(argv: list | None = None) -> dict:
 if __name__ == "__main__" and "__file__" in globals(): main()
 
 # %% ../nbs/06a_pretrain_cli.ipynb #df1f916e
-def launch(cfg: TrainConfig, out_dir, nprocs: int) -> dict:
+def launch_command(cfg: TrainConfig, out_dir, nprocs: int, preset: str = "paper") -> list:
+    "The launcher's command line that trains `cfg` with `nprocs` processes: `--preset preset` and the fields that differ from it."
+    flags = ["--preset", preset, *cfg.to_flags(base=TrainConfig.from_preset(preset)), f"--out-dir={out_dir}"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nprocs), "-m", "crisscross.pretrain", *flags]
+
+def launch(cfg: TrainConfig, out_dir, nprocs: int, preset: str = "paper") -> dict:
     "Train `cfg` with `nprocs` processes on this machine (`python -m torch.distributed.run --standalone`); returns the metrics."
     cfg = check_config(cfg, nprocs)
     out_dir = check_out_dir(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    config_file = out_dir / "launch-config.json"
-    config_file.write_text(json.dumps(asdict(cfg), indent=1))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nprocs),
-               "-m", "crisscross.pretrain", "--config-json", str(config_file), "--out-dir", str(out_dir)]
+    command = launch_command(cfg, out_dir, nprocs, preset)
     package_root = str(Path(crisscross.__file__).resolve().parent.parent)  # the workers import this crisscross
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
     done = subprocess.run(command, env=env)
     if done.returncode:
         raise RuntimeError(f"{nprocs} training processes failed (exit status {done.returncode}; 143 or 138 in the workers' "
-                           f"messages means stopped by a signal, with a checkpoint): see the messages above. Command: {' '.join(command)}")
+                           f"messages means stopped by a signal, with a checkpoint): see the messages above. Command: {shlex.join(command)}")
     return json.loads((out_dir / "metrics.json").read_text())

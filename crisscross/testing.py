@@ -1,4 +1,4 @@
-"""Test fixtures: media files that spell their own timestamps, bad copies of a good file, and a data set that poisons chosen clips
+"""Test fixtures: media files that spell their own timestamps, bad copies of a good file, and data sets that poison chosen clips or hand them out slowly
 
 Docs: https://crisscross-dev.github.io/crisscross/testing.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://crisscross-dev.github.io/crisscross/testing.html.md"""
 
 # %% ../nbs/11_testing.ipynb #288a2500
 from __future__ import annotations
-import math
+import math, time
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from .media import probe
 
 # %% auto #0
 __all__ = ['STAMP_GRID', 'CONTAINER_CODECS', 'stamp_image', 'read_stamp', 'tone_marks', 'audio_marks', 'write_test_video',
-           'write_test_audio', 'write_corrupt_variants', 'PoisonedViews']
+           'write_test_audio', 'write_corrupt_variants', 'PoisonedViews', 'Slow']
 
 # %% ../nbs/11_testing.ipynb #68d65deb
 STAMP_GRID = (4, 4)        # blocks across, down: 16 bits of milliseconds
@@ -220,3 +220,13 @@ class PoisonedViews(Dataset):
         item = dict(self.dataset[i])
         if i in self.bad: item["v1"] = torch.full_like(item["v1"], float("nan"))
         return item
+
+# %% ../nbs/11_testing.ipynb #ca8399cb
+class Slow(Dataset):
+    "Wraps a data set, handing out its items unchanged but each `delay` seconds late (so that a signal lands mid-run)."
+    def __init__(self, dataset: Dataset, delay: float = 0.05): self.dataset, self.delay = dataset, delay
+    def __len__(self): return len(self.dataset)
+    def set_epoch(self, epoch: int):
+        if hasattr(self.dataset, "set_epoch"): self.dataset.set_epoch(epoch)
+    def __getitem__(self, i: int):
+        time.sleep(self.delay); return self.dataset[i]

@@ -19,28 +19,29 @@ from torch.utils.data import Dataset
 
 import crisscross
 from .encoders import VIEWS, CrissCross, audio_resnet18, count_parameters, r2plus1d_18
-from .losses import check_terms, crisscross_loss
-from .samplers import check_relaxation
-from .transforms import VideoAugment
+from .losses import LOSS_PAIRS, crisscross_loss
+from .samplers import RELAXATIONS
+from .transforms import JITTER_ORDERS, VideoAugment
 from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
 from .synthetic import open_embedded
-from .config import Config, option, type_problems, value_problems
+from .config import Config, option, raise_problems
 from .engine import (DistEnv, NonFiniteLossError, Progress, Run, ShardedSampler, StopSignals, _use_cuda, atomic_save, check_out_dir,
                                env_world_size, epoch_line, fit, gather, latest_checkpoint, load_checkpoint, lock_out_dir, mixed_precision,
                                pace, parallel, resume_state, rng_state, run_session, seed_everything, set_rng_state, setup_distributed, unwrap)
 from .data import collate_views, prepare_views  # the device-side augmentation of decode-only batches
 
-
 # %% auto #0
-__all__ = ['OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'PRESETS', 'DATASETS', 'OPTIMIZERS', 'PRECISIONS', 'CPU_BF16_REFUSED',
-           'DEVICES', 'RESUME_MAY_CHANGE', 'EXCLUDED_NAME', 'TrainConfig', 'pretrain_augments', 'config_from_preset',
-           'config_from_dict', 'mel_frames', 'RandomViews', 'DatasetEntry', 'make_dataset', 'resolve_precision',
-           'check_config', 'LARC', 'backbone_args', 'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine',
-           'LRSchedule', 'z_spread', 'export_backbones', 'load_backbones', 'stack_views', 'param_digest',
-           'pretrain_step', 'Pretraining', 'train']
+__all__ = ['DEVICES', 'PRECISIONS', 'OFFICIAL_AUGMENT', 'PAPER_DEVIATIONS', 'DATASETS', 'CPU_BF16_REFUSED', 'RESUME_MAY_CHANGE',
+           'EXCLUDED_NAME', 'TrainConfig', 'pretrain_augments', 'config_from_preset', 'mel_frames', 'RandomViews',
+           'DatasetEntry', 'make_dataset', 'resolve_precision', 'device_problems', 'batch_problems', 'check_config',
+           'LARC', 'backbone_args', 'build_model', 'param_groups', 'build_optimizer', 'warmup_cosine', 'LRSchedule',
+           'z_spread', 'export_backbones', 'load_backbones', 'stack_views', 'param_digest', 'pretrain_step',
+           'Pretraining', 'train']
 
 # %% ../nbs/06_trainer.ipynb #b9e842c5
 _f = option  # the short name the config classes use (crisscross.config.option: default, help, choices, bounds)
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class TrainConfig(Config):
@@ -54,49 +55,49 @@ class TrainConfig(Config):
     # inputs: the data set is built from these
     frames: int = _f(8, "video frames per view", low=1)
     size: int = _f(112, "video crop size (pixels)", low=1)
-    crop_scale: tuple = _f((0.08, 1.0), "area range of the random resized crop of the video views (fraction of the frame)")
-    saturation_jitter: float = _f(0.4, "colour jitter of the video views: saturation factor drawn from 1 +- this")
-    hue_jitter: float = _f(0.2, "colour jitter of the video views: hue shift drawn from +- this (turns, at most 0.5)")
-    gray_p: float = _f(0.2, "chance that a video view is turned to grey")
-    jitter_p: float = _f(0.8, "chance that a video view is colour jittered (the paper preset: 1, as the official code)")
-    jitter_order: str = _f("fixed", "colour jitter as one affine map ('fixed'), or torchvision's four steps in a random order with exact hue ('random': the paper preset)")
-    audio_resize_crop: str = _f("time", "random resize-crop of the spectrogram in 'time' only, or in 'freq_time' on a 1.5x canvas (the paper preset)")
-    crop_from: str = _f("resized", "video crops from frames scaled to short side 8/7 of the crop while decoding ('resized'), or from the decoded frames ('decoded': the paper preset)")
-    fps: float = _f(16.0, "video frame rate")
-    audio_seconds: float = _f(2.0, "audio seconds per view (2 s -> 80x201 log-mel)")
-    relaxation: str = _f("mild", "temporal relaxation of the two views (crisscross.samplers)")
+    crop_scale: tuple = _f((0.08, 1.0), "area range of the random resized crop of the video views (fraction of the frame)", above=0, high=1)
+    saturation_jitter: float = _f(0.4, "colour jitter of the video views: saturation factor drawn from 1 +- this", low=0, high=1)
+    hue_jitter: float = _f(0.2, "colour jitter of the video views: hue shift drawn from +- this (turns, at most 0.5)", low=0, high=0.5)
+    gray_p: float = _f(0.2, "chance that a video view is turned to grey", low=0, high=1)
+    jitter_p: float = _f(0.8, "chance that a video view is colour jittered (the paper preset: 1, as the official code)", low=0, high=1)
+    jitter_order: str = _f("fixed", "colour jitter as one affine map ('fixed'), or torchvision's four steps in a random order with exact hue ('random': the paper preset)", choices=JITTER_ORDERS)
+    audio_resize_crop: str = _f("time", "random resize-crop of the spectrogram in 'time' only, or in 'freq_time' on a 1.5x canvas (the paper preset)", choices=("time", "freq_time"))
+    crop_from: str = _f("resized", "video crops from frames scaled to short side 8/7 of the crop while decoding ('resized'), or from the decoded frames ('decoded': the paper preset)", choices=("resized", "decoded"))
+    fps: float = _f(16.0, "video frame rate", above=0)
+    audio_seconds: float = _f(2.0, "audio seconds per view (2 s -> 80x201 log-mel)", above=0)
+    relaxation: str = _f("mild", "temporal relaxation of the two views (crisscross.samplers)", choices=RELAXATIONS)
     clips_per_video: int = _f(5, "clip pairs drawn per video in one epoch", low=1)
-    dataset: str = _f("", "which data set to build (a key of DATASETS); none by default: a run names its data")
+    dataset: str = _f("", "which data set to build (a key of DATASETS, checked by check_config); none by default: a run names its data")
     data_root: str = _f("", "root folder of the data set's files")
     random_clips: int = _f(4096, "number of clips of the generated 'random' data set", low=1)
-    data_fraction: float = _f(1.0, "share of the data set's videos to pretrain on (a seeded subset, the same share of each class)")
-    probe_holdout: float = _f(0.1, "share of the files held out of pretraining for the correspondence probe (seeded, at least 16, at most half; 0: none; the embedded set holds out its val and test files)")
+    data_fraction: float = _f(1.0, "share of the data set's videos to pretrain on (a seeded subset, the same share of each class)", above=0, high=1)
+    probe_holdout: float = _f(0.1, "share of the files held out of pretraining for the correspondence probe (seeded, at least 16, at most half; 0: none; the embedded set holds out its val and test files)", low=0, below=1)
     probe_every: int = _f(0, "call train()'s epoch_probe every this many epochs on rank 0 (the pretrain notebook and CLI: correspondence on the held-out files), logged to TensorBoard probe/* and the epoch log (0: never)", low=0)
     cache_decoded: bool = _f(False, "decode every clip once, at the start, and keep it in memory (for small collections such as the embedded set)")
     strict: bool = _f(False, "stop at the first unreadable or too short file instead of leaving it out (and naming it)")
     # loss
-    terms: tuple = _f(("intra", "sync", "async"), "loss groups to minimise (the ablation drops 'async')")
+    terms: tuple = _f(("intra", "sync", "async"), "loss groups to minimise (the ablation drops 'async')", choices=tuple(LOSS_PAIRS))
     # optimisation
-    optimizer: str = _f("larc_adam", "larc_adam (paper), adam, larc_sgd or sgd")
-    lr: float = _f(2e-4, "peak lr of backbones and projectors, reached after warm-up")
-    warmup_start_lr: float = _f(0.0, "lr at the start of the warm-up")
-    final_lr: float = _f(1e-4, "lr at the end of the cosine decay")
-    warmup_epochs: float = _f(2.0, "epochs of linear warm-up")
-    pred_lr: float = _f(2e-3, "constant lr of the predictors")
-    weight_decay: float = _f(1e-4, "L2 weight decay")
+    optimizer: str = _f("larc_adam", "the optimiser: larc_adam (paper), adam, larc_sgd or sgd", choices=("larc_adam", "adam", "larc_sgd", "sgd"))
+    lr: float = _f(2e-4, "peak lr of backbones and projectors, reached after warm-up", above=0)
+    warmup_start_lr: float = _f(0.0, "lr at the start of the warm-up", low=0)
+    final_lr: float = _f(1e-4, "lr at the end of the cosine decay", low=0)
+    warmup_epochs: float = _f(2.0, "epochs of linear warm-up", low=0)
+    pred_lr: float = _f(2e-3, "constant lr of the predictors", above=0)
+    weight_decay: float = _f(1e-4, "L2 weight decay", low=0)
     exclude_bn_bias: bool = _f(True, "no weight decay and no LARC adaptation for batch-norm and bias parameters")
-    beta1: float = _f(0.9, "Adam beta1")
-    beta2: float = _f(0.999, "Adam beta2")
-    momentum: float = _f(0.9, "SGD momentum")
-    larc_trust: float = _f(1e-3, "LARC trust coefficient")
+    beta1: float = _f(0.9, "Adam beta1", low=0, below=1)
+    beta2: float = _f(0.999, "Adam beta2", low=0, below=1)
+    momentum: float = _f(0.9, "SGD momentum", low=0, below=1)
+    larc_trust: float = _f(1e-3, "LARC trust coefficient", above=0)
     larc_clip: bool = _f(True, "LARC clip mode: the adaptive lr never exceeds the scheduled one")
     batch_size: int = _f(2048, "global batch: clips per optimiser step over all processes", low=1)
     accum_steps: int = _f(1, "gradient accumulation: forward passes per optimiser step", low=1)
     epochs: int = _f(100, "epochs", low=1)
     max_steps: int = _f(0, "stop after this many optimiser steps (0: run all epochs); the schedule still spans all epochs", low=0)
     # hardware
-    device: str = _f("auto", "auto (CUDA when available), cuda or cpu")
-    precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (with a GradScaler); bf16 and fp16 on CUDA only")
+    device: str = _f("auto", "auto (CUDA when available), cuda or cpu", choices=DEVICES)
+    precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 (with a GradScaler); bf16 and fp16 on CUDA only", choices=PRECISIONS)
     sync_bn: bool = _f(True, "SyncBatchNorm across processes (CUDA only)")
     channels_last: bool = _f(False, "channels_last_3d memory format for the video backbone (CUDA only)")
     num_workers: int = _f(8, "DataLoader worker processes per rank", low=0)
@@ -124,7 +125,7 @@ PAPER_DEVIATIONS = {  # what the paper preset keeps different from the official 
     "loss scale": "the sum of the six pair terms / 3, as the paper prints L (official: / 6); with LARC's coupled weight decay this halves the effective decay",
     "cutout fill": "the normalised zero, i.e. the ImageNet mean colour (official: the patch multiplied by the clip's mean value)",
 }
-PRESETS = {
+TrainConfig.PRESETS = {
     "paper": dict(OFFICIAL_AUGMENT),  # the TrainConfig defaults and the official augmentation; PAPER_DEVIATIONS lists what differs
     "cpu": dict(dataset="embedded", width=16, depth=1, proj_dim=256, pred_hidden=64, video_clip_norm=True, cache_decoded=True, frames=8, size=64, fps=8.0, crop_scale=(0.4, 1.0),
                 audio_seconds=1.0, lr=1e-3, clips_per_video=2,
@@ -138,9 +139,6 @@ PRESETS = {
 
 def pretrain_augments(cfg: TrainConfig) -> dict:
     "The `video_augment` and `audio_augment` of PretrainViews that `cfg` asks for, and where they run (`augment_on`)."
-    if cfg.audio_resize_crop not in ("time", "freq_time"):
-        raise ValueError(f"audio_resize_crop={cfg.audio_resize_crop!r} is unknown: choose 'time' or 'freq_time'")
-    if cfg.crop_from not in ("resized", "decoded"): raise ValueError(f"crop_from={cfg.crop_from!r} is unknown: choose 'resized' or 'decoded'")
     if cfg.crop_from == "decoded" and cfg.cache_decoded:
         raise ValueError("crop_from='decoded' with cache_decoded=True: the cache holds frames scaled while decoding; turn one of them off")
     video = VideoAugment(size=cfg.size, scale=cfg.crop_scale, saturation=cfg.saturation_jitter, hue=cfg.hue_jitter, gray_p=cfg.gray_p,
@@ -148,15 +146,9 @@ def pretrain_augments(cfg: TrainConfig) -> dict:
     return dict(video_augment=video, audio_augment=AudioAugment(freq_scale=(0.6, 1.5) if cfg.audio_resize_crop == "freq_time" else None),
                 augment_on=cfg.augment_on)
 
-TrainConfig.PRESETS = PRESETS
-
 def config_from_preset(name: str = "paper", **overrides) -> TrainConfig:
-    "The TrainConfig of preset `name` (see `PRESETS`) with `overrides` applied; unknown names are refused."
+    "`TrainConfig.from_preset`, with the paper's preset as the default."
     return TrainConfig.from_preset(name, **overrides)
-
-def config_from_dict(d: dict) -> TrainConfig:
-    "Rebuild a TrainConfig from its plain-dict form (as stored in checkpoints and config.json)."
-    return TrainConfig.from_dict(d)
 
 # %% ../nbs/06_trainer.ipynb #85b08045
 def mel_frames(audio_seconds: float, hop_seconds: float = 0.01) -> int:
@@ -248,16 +240,32 @@ def make_dataset(cfg: TrainConfig) -> Dataset:
     return dataset
 
 # %% ../nbs/06_trainer.ipynb #33f65844
-OPTIMIZERS = ("larc_adam", "adam", "larc_sgd", "sgd")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CPU_BF16_REFUSED = ("precision='bf16' on the CPU is refused: PyTorch 2.11's CPU bf16 convolution backward reads uninitialised "
                     "memory (NaN gradients whenever freed memory held NaN); use 'fp32' (the CPU default) or run on CUDA")
-DEVICES = ("auto", "cpu", "cuda")
 
 def resolve_precision(cfg: TrainConfig) -> str:
     "The precision a run uses: `auto` is bf16 on CUDA and fp32 on CPU."
     if cfg.precision != "auto": return cfg.precision
     return "bf16" if _use_cuda(cfg.device) else "fp32"
+
+def device_problems(cfg) -> list:
+    "What the `device` and `precision` of `cfg` (a TrainConfig or FinetuneConfig) need that this machine lacks."
+    if cfg.device == "cuda" and not torch.cuda.is_available(): return ["device='cuda' but torch.cuda.is_available() is False: use device='auto' or 'cpu'"]
+    if cfg.device not in DEVICES or _use_cuda(cfg.device): return []
+    return {"fp16": ["precision='fp16' needs CUDA (a GradScaler on CPU is not supported): use 'fp32' on CPU"], "bf16": [CPU_BF16_REFUSED]}.get(cfg.precision, [])
+
+def batch_problems(batch_size: int, world_size: int, accum_steps: int | None = None) -> list:
+    "Whether the global batch splits evenly over `world_size` processes (x `accum_steps` forward passes), at least 2 clips each for batch norm."
+    if world_size < 1: return [f"world_size={world_size} must be >= 1"]
+    parts = world_size * (accum_steps or 1)
+    if batch_size < 1 or parts < 1: return []   # the field's own bound says it
+    if batch_size % parts:
+        lo, hi = batch_size // parts * parts, -(-batch_size // parts) * parts
+        over = f"world_size x accum_steps = {world_size} x {accum_steps} = {parts}" if accum_steps else f"the {world_size} processes"
+        return [f"batch_size={batch_size} is not divisible by {over}: choose a multiple of {parts}, e.g. {lo or hi} or {hi}"]
+    if batch_size // parts >= 2: return []
+    share = "each forward pass would see batch_size / (world_size x accum_steps)" if accum_steps else "each process would see batch_size / world_size"
+    return [f"{share} = {batch_size // parts} clip; batch norm needs at least 2: raise batch_size{' or lower accum_steps' if accum_steps else ''}"]
 
 # %% ../nbs/06_trainer.ipynb #6a91c6c5
 def _data_problems(cfg: TrainConfig) -> list:
@@ -279,55 +287,21 @@ def _data_problems(cfg: TrainConfig) -> list:
     return errs
 
 def check_config(cfg: TrainConfig, world_size: int = 1) -> TrainConfig:
-    "Validate `cfg` for a run on `world_size` processes before any compute; returns it with `terms` as a tuple."
+    "Validate `cfg` for a run on `world_size` processes before any compute; returns it with `terms` and `crop_scale` as tuples."
     if not isinstance(cfg, TrainConfig): raise TypeError(f"expected a TrainConfig, got {type(cfg).__name__}")
-    errs = type_problems(cfg, lists_ok=True)
-    if errs: raise ValueError("invalid TrainConfig:\n  " + "\n  ".join(errs))
-    errs = value_problems(cfg)   # finite floats; the bounds declared beside the fields
+    errs = cfg.field_problems(lists_ok=True)   # the choices and bounds declared beside the fields
+    terms, scale = tuple(cfg.terms), tuple(cfg.crop_scale)
     def need(ok, msg):
         if not ok: errs.append(msg)
-    need(0 < cfg.data_fraction <= 1, f"data_fraction={cfg.data_fraction} must be in (0, 1]: the share of the videos to pretrain on")
-    lo_hi = tuple(cfg.crop_scale)
-    need(len(lo_hi) == 2 and all(isinstance(v, (int, float)) for v in lo_hi) and 0 < lo_hi[0] <= lo_hi[1] <= 1,
-         f"crop_scale={cfg.crop_scale!r} must be two numbers 0 < low <= high <= 1 (the paper's: (0.08, 1.0))")
-    need(0 <= cfg.saturation_jitter <= 1, f"saturation_jitter={cfg.saturation_jitter} must lie in [0, 1] (the paper's: 0.4)")
-    need(0 <= cfg.hue_jitter <= 0.5, f"hue_jitter={cfg.hue_jitter} must lie in [0, 0.5] turns (the paper's: 0.2)")
-    need(0 <= cfg.gray_p <= 1, f"gray_p={cfg.gray_p} must be a probability in [0, 1] (the paper's: 0.2)")
-    for k in ("fps", "audio_seconds", "lr", "pred_lr", "larc_trust"):
-        need(getattr(cfg, k) > 0, f"{k}={getattr(cfg, k)} must be > 0")
-    for k in ("warmup_start_lr", "final_lr", "weight_decay", "warmup_epochs"):
-        need(getattr(cfg, k) >= 0, f"{k}={getattr(cfg, k)} must be >= 0")
-    for k in ("beta1", "beta2", "momentum"):
-        need(0 <= getattr(cfg, k) < 1, f"{k}={getattr(cfg, k)} must lie in [0, 1)")
+    need(terms and len(set(terms)) == len(terms), f"terms={terms!r} must name each loss group once, and one at least: "
+         "('intra', 'sync', 'async'), or ('intra', 'sync') for the paper's ablation")
+    need(len(scale) == 2 and scale[0] <= scale[1], f"crop_scale={scale!r} must be two numbers, low <= high (the paper's: (0.08, 1.0))")
     need(cfg.final_lr <= cfg.lr, f"final_lr={cfg.final_lr} exceeds the peak lr={cfg.lr}: the cosine decays from lr down to final_lr")
     need(cfg.warmup_start_lr <= cfg.lr, f"warmup_start_lr={cfg.warmup_start_lr} exceeds the peak lr={cfg.lr}")
     need(cfg.warmup_epochs <= cfg.epochs, f"warmup_epochs={cfg.warmup_epochs} is longer than the run (epochs={cfg.epochs})")
-    try: terms = check_terms(cfg.terms)
-    except ValueError as e: errs.append(f"terms: {e}"); terms = cfg.terms
-    try: check_relaxation(cfg.relaxation)
-    except ValueError as e: errs.append(f"relaxation: {e}")
-    need(cfg.optimizer in OPTIMIZERS, f"optimizer={cfg.optimizer!r} is unknown: choose one of {OPTIMIZERS}")
-    need(cfg.precision in PRECISIONS, f"precision={cfg.precision!r} is unknown: choose one of {PRECISIONS}")
-    need(cfg.device in DEVICES, f"device={cfg.device!r} is unknown: choose one of {DEVICES}")
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        errs.append("device='cuda' but torch.cuda.is_available() is False: use device='auto' or 'cpu'")
-    if cfg.precision == "fp16" and cfg.device in DEVICES and not _use_cuda(cfg.device):
-        errs.append("precision='fp16' needs CUDA (a GradScaler on CPU is not supported): use 'fp32' on CPU")
-    if cfg.precision == "bf16" and cfg.device in DEVICES and not _use_cuda(cfg.device):
-        errs.append(CPU_BF16_REFUSED)
-    if world_size < 1: errs.append(f"world_size={world_size} must be >= 1")
-    elif cfg.batch_size >= 1 and cfg.accum_steps >= 1:
-        parts = world_size * cfg.accum_steps
-        if cfg.batch_size % parts:
-            lo, hi = cfg.batch_size // parts * parts, -(-cfg.batch_size // parts) * parts
-            errs.append(f"batch_size={cfg.batch_size} is not divisible by world_size x accum_steps = {world_size} x "
-                        f"{cfg.accum_steps} = {parts}: choose a multiple of {parts}, e.g. {lo or hi} or {hi}")
-        elif cfg.batch_size // parts < 2:
-            errs.append(f"each forward pass would see batch_size / (world_size x accum_steps) = {cfg.batch_size // parts} "
-                        "clip; batch norm needs at least 2: raise batch_size or lower accum_steps")
-    errs += _data_problems(cfg)
-    if errs: raise ValueError("invalid TrainConfig:\n  " + "\n  ".join(errs))
-    return dataclasses.replace(cfg, terms=terms)
+    errs += device_problems(cfg) + batch_problems(cfg.batch_size, world_size, cfg.accum_steps) + _data_problems(cfg)
+    raise_problems(cfg, errs)
+    return dataclasses.replace(cfg, terms=terms, crop_scale=scale)
 
 # %% ../nbs/06_trainer.ipynb #b6474cc5
 class LARC:
@@ -440,7 +414,7 @@ def load_backbones(path, map_location="cpu") -> tuple:
     "Rebuild (video, audio) backbones, in eval mode, from `backbones.pt` or a training checkpoint."
     state = load_checkpoint(path, map_location)
     if "model" in state:
-        cfg = config_from_dict(state["config"])
+        cfg = TrainConfig.from_dict(state["config"])
         split = lambda prefix: {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
         state = dict(video=split("video."), audio=split("audio."), video_args=backbone_args(cfg, "video"), audio_args=backbone_args(cfg, "audio"))
     video, audio = r2plus1d_18(**state["video_args"]), audio_resnet18(**state["audio_args"])

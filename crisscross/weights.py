@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 from .encoders import Backbone, CrissCross, r2plus1d_18, audio_resnet18
-from .trainer import TrainConfig, config_from_preset, config_from_dict, build_model
+from .trainer import TrainConfig, config_from_preset, build_model
 
 # %% auto #0
 __all__ = ['MODALITIES', 'OFFICIAL_STAGES', 'OUR_STAGES', 'BLOCK_PARTS', 'WRAPPER_PREFIXES', 'RELEASE_URL', 'PRETRAINING',
@@ -321,7 +321,7 @@ def _from_state_dict(sd: dict, what) -> Pretrained:
 
 def _from_crisscross_file(state: dict, what) -> Pretrained:
     "Our training checkpoint (whole model) or backbones.pt (both backbones and their constructor arguments)."
-    try: cfg = config_from_dict(state["config"]) if "config" in state else TrainConfig()
+    try: cfg = TrainConfig.from_dict(state["config"]) if "config" in state else TrainConfig()
     except (TypeError, ValueError) as e: raise WeightsError(f"{what} holds a config this version cannot read ({e})") from None
     if "model" in state:
         model = build_model(cfg)

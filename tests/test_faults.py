@@ -58,17 +58,10 @@ def straight(tmp_path_factory):
 
 
 RUN_SCRIPT = """
-import os, sys, time
+import os, sys
 from pathlib import Path
-from torch.utils.data import Dataset
+from crisscross.testing import Slow
 from crisscross.trainer import config_from_preset, make_dataset, train
-
-class Slow(Dataset):
-    "The same items, slowly, so that a signal lands mid-run."
-    def __init__(self, ds): self.ds = ds
-    def __len__(self): return len(self.ds)
-    def set_epoch(self, epoch): self.ds.set_epoch(epoch)
-    def __getitem__(self, i): time.sleep(0.05); return self.ds[i]
 
 out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
 (out / f"pid-{os.environ.get('RANK', '0')}").write_text(str(os.getpid()))
@@ -165,7 +158,7 @@ def notebook_ddp(tmp_path_factory):
 
 
 def test_notebook_launches_two_processes(notebook_ddp):
-    "The notebook's nprocs > 1 path: the launcher through this interpreter, the config whole as JSON, two gloo ranks."
+    "The notebook's nprocs > 1 path: the launcher through this interpreter, the config as --preset and flags, two gloo ranks."
     m = notebook_ddp
     assert m["world_size"] == 2 and m["steps"] == 4 and m["replicas_identical"]
     assert tuple(m["config"]["terms"]) == ("intra", "sync", "async") and m["config"]["max_steps"] == 4 and m["config"]["resume"] is False

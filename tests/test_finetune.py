@@ -244,11 +244,11 @@ def test_settings_tables_are_generated_from_the_presets():
         cfg = finetune_config(name)
         assert f"| `{name}` | {cfg.dataset} | {cfg.frames} | {cfg.batch_size} | {cfg.lr:g} | {cfg.gamma:g} |" in table
     assert "| `weight_decay` |  | 0 | 0.0001 |" in ft.finetune_settings_table()
-    old = ft.FINETUNE_PRESETS["hmdb51-8f"]
+    old = ft.FinetuneConfig.PRESETS["hmdb51-8f"]
     try:
-        ft.FINETUNE_PRESETS["hmdb51-8f"] = {**old, "lr": 3e-3}
+        ft.FinetuneConfig.PRESETS["hmdb51-8f"] = {**old, "lr": 3e-3}
         assert "| `hmdb51-8f` | hmdb51 | 8 | 64 | 0.003 |" in ft.reproduction_table()
-    finally: ft.FINETUNE_PRESETS["hmdb51-8f"] = old
+    finally: ft.FinetuneConfig.PRESETS["hmdb51-8f"] = old
     pre = ft.pretraining_settings_table()
     assert "| `jitter_p` | 1 | 0.8 | |" in pre and "| `audio_resize_crop` | freq_time | time | |" in pre and "| loss scale |" in pre
 

@@ -68,16 +68,9 @@ def test_ddp_two_ranks_identical_and_equal_to_single_process(tmp_path):
 
 # (2) ------------------------------------------------------------------------------------------------------------------
 RESUME_SCRIPT = """
-import json, sys, time, torch
-from torch.utils.data import Dataset
+import json, sys, torch
+from crisscross.testing import Slow
 from crisscross.trainer import config_from_preset, make_dataset, train
-
-class Slow(Dataset):
-    "The same items, slowly, so that the kill lands mid-run."
-    def __init__(self, dataset): self.dataset = dataset
-    def __len__(self): return len(self.dataset)
-    def set_epoch(self, epoch): self.dataset.set_epoch(epoch)
-    def __getitem__(self, i): time.sleep(0.05); return self.dataset[i]
 
 cfg = config_from_preset("tiny", ckpt_every=3, **json.loads(sys.argv[2]))
 train(cfg, Slow(make_dataset(cfg)), out_dir=sys.argv[1])
@@ -200,8 +193,9 @@ def test_skip_nonfinite_skips_counts_and_keeps_state_finite(tmp_path):
 
 # (5) ------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("overrides, world_size, message", [
-    (dict(relaxation="strong"), 1, "unknown relaxation mode 'strong'"),
-    (dict(terms=("intra", "asynch")), 1, "loss terms must be distinct names from ('intra', 'sync', 'async')"),
+    (dict(relaxation="strong"), 1, "relaxation='strong' is unknown: choose one of ('none', 'mild', 'medium', 'mixed', 'extreme') (default 'mild')"),
+    (dict(terms=("intra", "asynch")), 1, "terms=('intra', 'asynch'): 'asynch' is unknown: choose one of ('intra', 'sync', 'async')"),
+    (dict(terms=("sync", "sync")), 1, "terms=('sync', 'sync') must name each loss group once"),
     (dict(batch_size=10), 4, "batch_size=10 is not divisible by world_size x accum_steps = 4 x 1 = 4: choose a multiple of 4, e.g. 8 or 12"),
     (dict(batch_size=8, accum_steps=2), 4, "batch_size / (world_size x accum_steps) = 1 clip; batch norm needs at least 2"),
     (dict(epochs=0), 1, "epochs=0 must be a positive integer"),
@@ -229,6 +223,32 @@ def test_config_presets_and_unknown_fields():
     for name in ("cpu", "tiny"): check_config(config_from_preset(name))
     check_config(config_from_preset("paper", dataset="random"))
     with pytest.raises(ValueError, match=r"no data set chosen: pass --dataset NAME"): check_config(config_from_preset("paper"))
+
+
+def test_config_flags_round_trip_for_every_preset():
+    """Each preset with fields of every type changed (int, float by repr, text with a leading '-' and a space, bools both ways,
+    tuples of numbers and of names): `to_flags`, the pretrain command line's parser and `from_preset` give the same config back,
+    as do the flags `launch` passes to its workers."""
+    from dataclasses import fields
+    from crisscross.pretrain import build_parser, launch_command
+    from crisscross.trainer import TrainConfig
+
+    def parsed(argv):
+        args = vars(build_parser().parse_args(argv))
+        return TrainConfig.from_preset(args.pop("preset"), **{k: v for k, v in args.items() if k not in ("out_dir", "dry_run")})
+    for name in TrainConfig.PRESETS:
+        base = TrainConfig.from_preset(name)
+        cfg = TrainConfig.from_preset(name, lr=base.lr / 3, warmup_start_lr=1e-7, epochs=base.epochs + 1, fps=12.5, dataset="embedded",
+                                      data_root="-odd dir/with space", terms=("sync", "intra"), crop_scale=(0.1 / 3, 0.9), relaxation="extreme",
+                                      tensorboard=not base.tensorboard, resume=not base.resume, video_clip_norm=not base.video_clip_norm)
+        flags = cfg.to_flags(base=base)
+        changed = {f.name for f in fields(cfg) if getattr(cfg, f.name) != getattr(base, f.name)}
+        assert len(changed) >= 11 and len([f for f in flags if f.startswith("--")]) == len(changed), flags   # only those
+        assert parsed(["--preset", name, *flags]) == cfg, name
+        assert parsed(["--preset", "paper", *cfg.to_flags(base=TrainConfig.from_preset("paper"))]) == cfg, name
+        assert parsed(["--preset", "tiny", *cfg.to_flags()]) == cfg, name   # every field given
+        command = launch_command(cfg, "runs/x", 2, preset=name)
+        assert parsed(command[command.index("crisscross.pretrain") + 1:]) == cfg, name
 
 
 def test_data_root_and_dataset_checks_come_before_compute(tmp_path, monkeypatch):
