@@ -348,8 +348,10 @@ def pack_log(records: list) -> dict:
     return dict(fields=names, kinds=kinds, values=torch.tensor(rows, dtype=torch.float64).reshape(len(rows), len(names)))
 
 def unpack_log(packed: dict) -> list:
-    "The step records `pack_log` packed (NaN read back as None)."
-    cast = [{"bool": bool, "int": int}.get(k) for k in packed["kinds"]]
+    "The step records `pack_log` packed (NaN read back as None); also the layouts that earlier versions wrote."
+    if "values" not in packed: return [dict(zip(packed, row)) for row in zip(*packed.values())]   # columns of lists
+    kinds = packed.get("kinds") or [{"step": "int", "epoch": "int", "clips": "int", "skipped": "bool"}.get(k, "float") for k in packed["fields"]]
+    cast = [{"bool": bool, "int": int}.get(k) for k in kinds]
     return [{k: (c(v) if c else None if math.isnan(v) else v) for k, c, v in zip(packed["fields"], cast, row)}
             for row in packed["values"].tolist()]
 

@@ -6,7 +6,7 @@ Docs: https://crisscross-dev.github.io/crisscross/evaluation.html.md"""
 
 # %% ../nbs/07_evaluation.ipynb #3334d248
 from __future__ import annotations
-import csv, hashlib, json, math, os, re, statistics, time, warnings
+import csv, hashlib, json, math, os, statistics, time, warnings
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -24,7 +24,7 @@ from .encoders import Backbone, CrissCross
 from .transforms import LogMelConfig
 from .data import (Item, LabelledClips, class_folders, csv_splits, dcase2013, esc50, esc50_group, hmdb51, index_media,
                              MediaIndex, mix_seed, stratified_folds, ucf101, ucf101_group, validation_split)
-from .synthetic import open_embedded
+from .embedded import open_embedded
 from .trainer import DEVICES, TrainConfig, _f, build_model, load_checkpoint
 from .weights import load_sources, source_problem
 

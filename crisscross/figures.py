@@ -23,7 +23,7 @@ from PIL import Image
 from .data import LabelledClips, PretrainViews, labelled_csv
 from .encoders import CrissCross
 from .evaluation import extract_features, knn_accuracy, nearest_neighbours
-from .synthetic import SyntheticConfig, default_root, ensure_embedded
+from .embedded import EmbeddedConfig, default_root, ensure_embedded
 from .trainer import (TrainConfig, build_model, config_from_preset, latest_checkpoint,
                                 load_backbones, load_checkpoint, train)
 from .weights import load_sources
@@ -121,13 +121,13 @@ def initial_backbones(cfg: TrainConfig) -> tuple:
     return model.video.eval(), model.audio.eval()
 
 # %% ../nbs/09_figures.ipynb #a1afd217
-DEMO_DATA = SyntheticConfig(n_classes=4, clips_per_class=4, seconds=3.0, size=64, val_per_class=1, test_per_class=1)
+DEMO_DATA = EmbeddedConfig(n_classes=4, clips_per_class=4, seconds=3.0, size=64, val_per_class=1, test_per_class=1)
 DEMO_TERMS = {"with L_async": ("intra", "sync", "async"), "without L_async": ("intra", "sync")}
 DEMO_MODEL = dict(width=8, proj_dim=64, pred_hidden=32)   # the cpu preset's inputs, a third of its compute
 
 def _slug(label: str) -> str: return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "run"
 
-def demo_runs(folder, terms: dict | None = None, epochs: int = 2, data: SyntheticConfig = DEMO_DATA, **overrides) -> dict:
+def demo_runs(folder, terms: dict | None = None, epochs: int = 2, data: EmbeddedConfig = DEMO_DATA, **overrides) -> dict:
     "Very short `cpu`-preset runs (narrower: `DEMO_MODEL`) on a tiny embedded set in `folder`, one per {label: loss terms}: {label: run folder}."
     folder, terms = Path(folder), terms or DEMO_TERMS
     root = ensure_embedded(folder / "data", data, workers=1, progress=False)

@@ -23,7 +23,7 @@ from .encoders import Backbone, audio_resnet18, count_parameters, r2plus1d_18
 from .transforms import AudioAugment, VideoAugment, VideoEval
 from .data import (LabelledClips, dcase2013, esc50, esc50_group, hmdb51, index_media, mix_seed, stratified_folds,
                              ucf101, ucf101_group, validation_split)
-from .synthetic import open_embedded
+from .embedded import open_embedded
 from .config import Config, option, raise_problems
 from .engine import (DistEnv, NonFiniteLossError, Progress, Run, ShardedSampler, StopSignals, atomic_save, env_world_size, epoch_line,
                                fit, gather, latest_checkpoint, load_checkpoint, lock_out_dir, mixed_precision, pace, parallel, resume_state,

@@ -432,7 +432,7 @@ def _run_checkpoint(checkpoint: str) -> str:
 def correspondence_files(checkpoint: str, data_root: str = "") -> tuple:
     "(files, where they come from): every video under `data_root`; else the run's probe_files.txt; else the embedded val+test."
     from crisscross.data import video_folder, labelled_csv
-    from crisscross.synthetic import ensure_embedded
+    from crisscross.embedded import ensure_embedded
     if data_root: return [it.path for it in video_folder(data_root)], f"every video under {data_root}"
     if checkpoint != "random":
         path = Path(checkpoint).expanduser()

@@ -23,7 +23,7 @@ from .losses import LOSS_PAIRS, crisscross_loss
 from .samplers import RELAXATIONS
 from .transforms import JITTER_ORDERS, VideoAugment
 from .data import BadFiles, PretrainViews, audioset, mix_seed, kinetics, kinetics_sound, labelled_csv, stratified_split, video_folder
-from .synthetic import open_embedded
+from .embedded import open_embedded
 from .config import Config, option, raise_problems
 from .engine import (DistEnv, NonFiniteLossError, Progress, Run, ShardedSampler, StopSignals, _use_cuda, atomic_save, check_out_dir,
                                env_world_size, epoch_line, fit, gather, latest_checkpoint, load_checkpoint, lock_out_dir, mixed_precision,

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 import torch
-from torch import nn
 from .encoders import Backbone, CrissCross, r2plus1d_18, audio_resnet18
 from .trainer import TrainConfig, config_from_preset, build_model
 

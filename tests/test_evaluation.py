@@ -12,7 +12,7 @@ from crisscross import evaluation as ev
 from crisscross.data import labelled_csv, ucf101_group
 from crisscross.evaluation import (Features, choose_on_validation, eval_config, evaluate, evaluate_probe, feature_key, fit_knn,
                                    fit_linear, fit_svm, load_split, results_table, state_digest)
-from crisscross.synthetic import SyntheticConfig, ensure_embedded
+from crisscross.embedded import EmbeddedConfig, ensure_embedded
 from crisscross.trainer import config_from_preset, train
 from conftest import BIN, REPO, copy, quiet
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: one torch thread
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     "A tiny embedded set: 2 classes x 4 clips of 3 s at 64 px (2 train, 1 val, 1 test each)."
-    cfg = SyntheticConfig(n_classes=2, clips_per_class=4, seconds=3.0, size=64, val_per_class=1, test_per_class=1)
+    cfg = EmbeddedConfig(n_classes=2, clips_per_class=4, seconds=3.0, size=64, val_per_class=1, test_per_class=1)
     return ensure_embedded(tmp_path_factory.mktemp("tiny") / "data", cfg, workers=1, progress=False)
 
 

@@ -13,7 +13,7 @@ from crisscross.data import index_media
 from crisscross.media import MediaError
 from crisscross.testing import write_test_video
 from crisscross.pretrain import build_parser, main
-from crisscross.synthetic import open_embedded
+from crisscross.embedded import open_embedded
 from crisscross.engine import LOCK_NAME, OutDirBusyError, Preempted
 from crisscross.trainer import (EXCLUDED_NAME, ShardedSampler, check_config, config_from_preset, latest_checkpoint,
                                 load_checkpoint, lock_out_dir, make_dataset, train)

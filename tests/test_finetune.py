@@ -11,7 +11,7 @@ from crisscross.finetune import (FinetuneConfig, build_backbone, check_finetune_
                                  finetune_config, load_finetuned, make_splits, predict)
 from crisscross.finetune import main as ft_main
 from crisscross.data import ucf101_group
-from crisscross.synthetic import SyntheticConfig, ensure_embedded
+from crisscross.embedded import EmbeddedConfig, ensure_embedded
 from crisscross.trainer import config_from_preset, load_backbones, load_checkpoint, param_digest, train
 from conftest import copy, quiet, wait_for
 
@@ -19,7 +19,7 @@ from conftest import copy, quiet, wait_for
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     "A small embedded set: 2 classes x 6 clips of 2 s at 32 px (4 train, 1 val, 1 test each)."
-    cfg = SyntheticConfig(n_classes=2, clips_per_class=6, seconds=2.0, size=32, val_per_class=1, test_per_class=1)
+    cfg = EmbeddedConfig(n_classes=2, clips_per_class=6, seconds=2.0, size=32, val_per_class=1, test_per_class=1)
     return ensure_embedded(tmp_path_factory.mktemp("small") / "data", cfg, workers=1, progress=False)
 
 

@@ -128,12 +128,12 @@ def test_zoo_names_the_six_released_files():
 @pytest.fixture(scope="module")
 def small_release(tmp_path_factory):
     "Width-4 backbones in the released format (the converter does not care about width) and a tiny embedded set."
-    from crisscross.synthetic import SyntheticConfig, ensure_embedded
+    from crisscross.embedded import EmbeddedConfig, ensure_embedded
     d = tmp_path_factory.mktemp("small")
     torch.manual_seed(0)
     files = {m: write_released(to_official(net.state_dict()), d / f"{m[:3]}_small.pth.tar.zip")
              for m, net in (("video", r2plus1d_18(width=4, depth=1)), ("audio", audio_resnet18(width=4, depth=1)))}
-    cfg = SyntheticConfig(n_classes=2, clips_per_class=4, seconds=3.0, size=64, val_per_class=1, test_per_class=1)
+    cfg = EmbeddedConfig(n_classes=2, clips_per_class=4, seconds=3.0, size=64, val_per_class=1, test_per_class=1)
     return files, ensure_embedded(d / "data", cfg, workers=1, progress=False)
 
 

@@ -35,7 +35,7 @@ from crisscross.media import probe, read_audio, read_span
 from crisscross.testing import write_test_video
 from crisscross.prepare import prepare_collection
 from crisscross.samplers import sample_windows
-from crisscross.synthetic import SyntheticConfig, ensure_embedded
+from crisscross.embedded import EmbeddedConfig, ensure_embedded
 from crisscross.transforms import LogMel
 
 
@@ -124,7 +124,7 @@ def measure(work: Path, seconds, clips, samples, rounds, gop=8):
     prepare_collection(raw, work / "prepared-cabac", short_side=128, fps=16, gop=gop, workers=2, progress=False, fast_decode=False)
     prepare_collection(raw, work / "reference", short_side=128, fps=16, gop=16, workers=2, progress=False, fast_decode=False)
     reference = ReferenceSpans(sorted((work / "reference").rglob("*.mp4")))
-    embedded = ensure_embedded(work / "embedded", SyntheticConfig(n_classes=4, clips_per_class=3, val_per_class=1, test_per_class=1),
+    embedded = ensure_embedded(work / "embedded", EmbeddedConfig(n_classes=4, clips_per_class=3, val_per_class=1, test_per_class=1),
                                progress=False)
     sets = {"embedded (128p, 16 fps)": sorted(embedded.rglob("*.mp4")),
             "raw 640x360 30 fps H.264": sorted(raw.rglob("*.mp4")),

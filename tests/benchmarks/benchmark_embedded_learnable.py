@@ -5,7 +5,7 @@
 Self-supervision can only find what a network is able to pick up from the pictures, so this trains the `cpu` preset's
 video backbone (R(2+1)D, width 16, one block a stage) *with labels* on the embedded set's pictures and prints the
 accuracy on held-out clips every 100 steps, next to a 5-NN probe on its features and on those of an untrained copy.
-Frames come straight from `crisscross.synthetic.render_clip` (nothing is encoded) and are shrunk to 64x64 as the
+Frames come straight from `crisscross.embedded.render_clip` (nothing is encoded) and are shrunk to 64x64 as the
 `cpu` preset's views are; each step draws 8 frames at 8 fps, a random crop of 40-100% of the area and a flip. The
 held-out clips are the last ones of each class; nothing is selected on them. Results: `nbs/results.ipynb`.
 Nothing is asserted.
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from crisscross.encoders import r2plus1d_18
 from crisscross.evaluation import knn_accuracy
-from crisscross.synthetic import CLASSES, GENERATOR_VERSION, SyntheticConfig, render_clip, seed_for_clip
+from crisscross.embedded import CLASSES, GENERATOR_VERSION, EmbeddedConfig, render_clip, seed_for_clip
 
 SIZE, FRAMES = 64, 8
 
@@ -41,7 +41,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.manual_seed(args.seed); rng = np.random.default_rng(args.seed)
-    cfg = SyntheticConfig(clips_per_class=args.clips_per_class, val_per_class=0, test_per_class=args.held_out, seed=args.seed)
+    cfg = EmbeddedConfig(clips_per_class=args.clips_per_class, val_per_class=0, test_per_class=args.held_out, seed=args.seed)
     jobs = [(cfg, k, i) for k in range(len(CLASSES)) for i in range(cfg.clips_per_class)]
     start = time.time()
     with ProcessPoolExecutor(2) as pool: x = torch.stack(list(pool.map(pictures, jobs, chunksize=8)))

@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 import crisscross.trainer as trainer
 from crisscross.data import LabelledClips, labelled_csv
 from crisscross.evaluation import extract_features, knn_accuracy
-from crisscross.synthetic import ensure_embedded
+from crisscross.embedded import ensure_embedded
 
 
 def linear_accuracy(tx, ty, vx, vy) -> float:

@@ -1,4 +1,4 @@
-"""End-to-end checks of `crisscross.synthetic`: real files from worker processes, determinism, regeneration, interruption,
+"""End-to-end checks of `crisscross.embedded`: real files from worker processes, determinism, regeneration, interruption,
 and the two properties the data set exists for (nuisance statistics at chance, pictures and sounds sharing events)."""
 import csv, json, os, signal, subprocess, sys, time
 from dataclasses import asdict, replace
@@ -8,12 +8,12 @@ import av
 import numpy as np
 import pytest
 
-from crisscross.synthetic import (CLASS_NAMES, CLASSES, GENERATOR_VERSION, LABEL_COLUMNS, LABELS, MANIFEST, SyntheticConfig,
+from crisscross.embedded import (CLASS_NAMES, CLASSES, GENERATOR_VERSION, LABEL_COLUMNS, LABELS, MANIFEST, EmbeddedConfig,
                                   clip_path, embedded_problem, ensure_embedded, event_frames, frame_change,
                                   make_embedded_dataset, render_clip, seed_for_clip)
 from conftest import REPO
 
-TINY = SyntheticConfig(n_classes=4, clips_per_class=3, seconds=3, size=64, val_per_class=1, test_per_class=1)
+TINY = EmbeddedConfig(n_classes=4, clips_per_class=3, seconds=3, size=64, val_per_class=1, test_per_class=1)
 
 
 def files_of(root: Path) -> dict:
@@ -127,8 +127,8 @@ def test_ensure_is_idempotent_and_regenerates(tmp_path):
 def test_interrupted_run_is_detected_and_redone(tiny_set, tmp_path):
     "A run killed part way leaves no manifest and only whole files under real names; ensure_embedded then completes the set."
     root = tmp_path / "killed"
-    code = ("import sys; from crisscross.synthetic import *; "
-            f"make_embedded_dataset(sys.argv[1], SyntheticConfig(**{asdict(TINY)!r}), workers=1, progress=False)")
+    code = ("import sys; from crisscross.embedded import *; "
+            f"make_embedded_dataset(sys.argv[1], EmbeddedConfig(**{asdict(TINY)!r}), workers=1, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(root)], cwd=REPO)
     deadline = time.monotonic() + 60
     while len(list(root.rglob("*.mp4"))) < 3 and proc.poll() is None and time.monotonic() < deadline: time.sleep(0.005)
@@ -145,8 +145,8 @@ def test_interrupted_run_is_detected_and_redone(tiny_set, tmp_path):
 
 def test_concurrent_ensure_generates_once(tmp_path):
     "Two processes asking for the same missing set at once: one generates it, the other waits and finds it done."
-    code = ("import sys; from crisscross.synthetic import *; "
-            f"ensure_embedded(sys.argv[1], SyntheticConfig(**{asdict(replace(TINY, clips_per_class=2, test_per_class=0))!r}), "
+    code = ("import sys; from crisscross.embedded import *; "
+            f"ensure_embedded(sys.argv[1], EmbeddedConfig(**{asdict(replace(TINY, clips_per_class=2, test_per_class=0))!r}), "
             "workers=1, progress=True)")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "shared")], cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
@@ -163,7 +163,7 @@ def test_trivial_statistics_are_at_chance():
     from sklearn.neighbors import NearestCentroid
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    cfg = SyntheticConfig(seconds=2, size=32, clips_per_class=24)
+    cfg = EmbeddedConfig(seconds=2, size=32, clips_per_class=24)
     trivial, spectral, labels = [], [], []
     for k in range(8):
         for i in range(24):
@@ -186,7 +186,7 @@ def lag_profile(change: np.ndarray, frames_at: np.ndarray, lags=range(-4, 5)) ->
 
 def test_pictures_change_at_sound_onsets():
     "For clips of every class, frame change peaks within one frame of the onsets, and at lag 0 on average over clips."
-    cfg = SyntheticConfig(seconds=4, size=64)
+    cfg = EmbeddedConfig(seconds=4, size=64)
     profiles = []
     for k in range(8):
         for i in range(6):
