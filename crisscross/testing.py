@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .media import probe
+from .media import probe, read_span
 
 # %% auto #0
-__all__ = ['STAMP_GRID', 'CONTAINER_CODECS', 'stamp_image', 'read_stamp', 'tone_marks', 'audio_marks', 'write_test_video',
-           'write_test_audio', 'write_corrupt_variants', 'PoisonedViews', 'Slow']
+__all__ = ['STAMP_GRID', 'CONTAINER_CODECS', 'YARDSTICK_REFERENCE', 'stamp_image', 'read_stamp', 'tone_marks', 'audio_marks',
+           'write_test_video', 'write_test_audio', 'write_corrupt_variants', 'PoisonedViews', 'Slow', 'yardstick_span',
+           'yardstick']
 
 # %% ../nbs/11_testing.ipynb #68d65deb
 STAMP_GRID = (4, 4)        # blocks across, down: 16 bits of milliseconds
@@ -230,3 +231,20 @@ class Slow(Dataset):
         if hasattr(self.dataset, "set_epoch"): self.dataset.set_epoch(epoch)
     def __getitem__(self, i: int):
         time.sleep(self.delay); return self.dataset[i]
+
+# %% ../nbs/11_testing.ipynb #4ee304ea
+YARDSTICK_REFERENCE = 159.0   # spans a second on one core of the host where the README's times were measured
+
+def yardstick_span(path, info, i: int) -> torch.Tensor:
+    "The yardstick's `i`-th span of `path` (its `probe` `info`): 3 s of sound, 12 frames at 16 fps in its middle, at a seeded start."
+    start = np.random.default_rng(i).uniform(0, max(info.duration - 3.0, 0.0))
+    return read_span(path, start, start + 3.0, info=info, short_side=128, video_range=(start + 1.125, start + 1.875)).frames
+
+def yardstick(paths, seconds: float = 2.0) -> float:
+    "Yardstick spans of `paths` decoded a second of this process's CPU time, over about `seconds`."
+    infos = {str(p): probe(p) for p in paths}
+    n, t0 = 0, time.process_time()
+    while n < 3 or time.process_time() - t0 < seconds:
+        path = list(infos)[n % len(infos)]
+        yardstick_span(path, infos[path], n); n += 1
+    return n / (time.process_time() - t0)
