@@ -509,9 +509,9 @@ class PretrainViews(Dataset):
         span = self.spans[k] if self.spans is not None else read_span(
             it.path, it.start + start, it.start + end, fps=self.fps, audio_rate=self.audio_rate,
             need_audio=self.missing_audio == "skip", info=info, video_range=video_range, short_side=self.short_side)
-        out, clips = {}, [span.video(it.start + s, it.start + e, self.frames) for s, e in (w.v1, w.v2)]
-        if self.augment_on == "device": return self._decoded(span, torch.stack(clips), w, it.start, g)
-        if isinstance(self.video_augment, VideoAugment): out["v1"], out["v2"] = self.video_augment(torch.stack(clips), generator=g)
+        out, clips = {}, span.clips([(it.start + s, it.start + e) for s, e in (w.v1, w.v2)], self.frames)  # (2, T, H, W, 3)
+        if self.augment_on == "device": return self._decoded(span, clips, w, it.start, g)
+        if isinstance(self.video_augment, VideoAugment): out["v1"], out["v2"] = self.video_augment(clips, generator=g)
         else: out["v1"], out["v2"] = (self.video_augment(c, generator=g) for c in clips)  # one view at a time, as the audio
         mels = self.log_mel(torch.stack([span.audio(it.start + s, it.start + e) for s, e in (w.a1, w.a2)]))  # one STFT call
         if isinstance(self.audio_augment, AudioAugment): out["a1"], out["a2"] = self.audio_augment(mels, generator=g)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from crisscross.media import MediaError, MediaInfo, Span, probe, read_audio, read_span
+from crisscross.media import _QUICK_DEMUXERS, MediaError, MediaInfo, Span, _open, probe, read_audio, read_span
 from crisscross.testing import audio_marks, read_stamp, write_corrupt_variants, write_test_audio, write_test_video
 
 SECONDS = 4.0
@@ -93,6 +93,30 @@ def test_sound_at_the_target_rate_is_taken_as_decoded(files):
     with av.open(str(path)) as c: pcm = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
     np.testing.assert_array_equal(read_audio(path, 0.0, 2.0).numpy(), pcm[:32000] / np.float32(32768))
     np.testing.assert_array_equal(read_span(path, 0.5, 1.5, info=probe(path)).audio().numpy(), pcm[8000:24000] / np.float32(32768))
+
+
+def test_quick_open_keeps_its_demuxer(files):
+    "With `info`, an MP4, MOV or AVI file is opened once, by the demuxer its suffix names (FFmpeg 8 calls MP4's 'mp4'), not opened again by guessing."
+    for name in ("mp4 h264 aac", "mov h264 aac", "avi mpeg4 mp3"):
+        path = str(files[name])
+        with _open(path, quick=True) as quick, av.open(path, format=_QUICK_DEMUXERS[path[path.rindex("."):]]) as named:
+            assert quick.format.name == named.format.name, (name, quick.format.name, named.format.name)
+
+
+def test_span_equals_a_plain_decode(files):
+    "A span of an MP4 as crisscross.prepare writes it (opened quickly, no decoder opened to probe, the other stream's packets skipped) holds "
+    "exactly the frames and samples of a plain decode of the whole file; `clips` stacks what `video` returns."
+    path = str(files["mp4 aac 16k mono"])
+    with av.open(path) as c: plain = {round(f.time, 4): f.to_ndarray(format="rgb24") for f in c.decode(video=0)}
+    with av.open(path) as c: pcm = np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+    for start, end, lo, hi in [(0.5, 3.5, 1.6, 2.35), (0.0, 2.0, 0.0, 1.0), (2.03, 3.97, 2.5, 3.9)]:
+        span = read_span(path, start, end, info=probe(path), video_range=(lo, hi))
+        expected = np.stack([plain[round(t, 4)] for t in span.source_times(lo, hi, len(span.times))])
+        np.testing.assert_array_equal(span.frames.numpy(), expected)
+        i0 = round(start * 16000)
+        np.testing.assert_array_equal(span.audio().numpy(), pcm[i0:i0 + round((end - start) * 16000)])
+        windows = [(lo, lo + 0.5), (hi - 0.5, hi)]
+        assert torch.equal(span.clips(windows, 8), torch.stack([span.video(s, e, 8) for s, e in windows]))
 
 
 def test_seek_far_from_a_keyframe(tmp_path):
