@@ -688,7 +688,6 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
 
     stop_here = lambda: stop_if_asked(stop, env, step, saved_at, checkpoint, ckpt_dir)
     stop_here()  # a signal while the data set was built: nothing new to save
-    threads = cleanup.enter_context(crisscross.engine.ThreadPolicy(cfg.cpu_threads, adaptive=not cfg.deterministic))  # TEMPORARY wiring
     while epoch < cfg.epochs and not reached():
         sampler.set_epoch(epoch, start_index=epoch_step * sampler.per_rank)
         if hasattr(dataset, "set_epoch"): dataset.set_epoch(epoch)
@@ -723,7 +722,6 @@ def _train(cfg, dataset, out_dir, dataset_factory, env: DistEnv, cleanup: contex
                 scaler.step(optimizer); scaler.update(); optimizer.zero_grad(set_to_none=True)
             step += 1; epoch_step += 1
             seconds = time.perf_counter() - t0
-            threads.after_step(seconds)  # TEMPORARY wiring
             rec = dict(step=step, epoch=epoch, skipped=bad, seconds=seconds, clips=cfg.batch_size,
                        lr=lrs["backbone_projector"], pred_lr=lrs["predictor"],
                        **{k: None if bad else v for k, v in zip(_PARTS, stats[:-1].tolist())})
