@@ -28,9 +28,9 @@ __all__ = ['CKPT_RE', 'PREEMPT_SIGNALS', 'LOCK_NAME', 'ShardedSampler', 'worker_
            'set_rng_state', 'atomic_save', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
            'load_checkpoint', 'remove_stale_tmp', 'env_world_size', 'DistEnv', 'setup_distributed', 'Preempted',
            'StopSignals', 'OutDirBusyError', 'check_out_dir', 'lock_out_dir', 'gather', 'unwrap', 'check_resumable',
-           'resume_state', 'stop_if_asked', 'torch_settings', 'run_session', 'Progress', 'pack_log', 'unpack_log',
-           'pace', 'epoch_line', 'Run', 'NonFiniteLossError', 'parallel', 'mixed_precision', 'restore', 'fit',
-           'CpuLoad', 'ThreadPolicy']
+           'resume_state', 'stop_if_asked', 'torch_settings', 'run_session', 'CpuLoad', 'ThreadPolicy', 'Progress',
+           'pack_log', 'unpack_log', 'pace', 'epoch_line', 'Run', 'NonFiniteLossError', 'parallel', 'mixed_precision',
+           'restore', 'fit']
 
 # %% ../nbs/06c_engine.ipynb #35609e22
 class ShardedSampler(Sampler):
@@ -331,6 +331,96 @@ def run_session(cfg, env: DistEnv, body: Callable):
         if env.owns_group: dist.destroy_process_group()
     raise preempted
 
+# %% ../nbs/06c_engine.ipynb #b7d24e91
+import logging, math
+
+def _busy_seconds(cpus: set, with_nice: bool) -> float:
+    "CPU seconds the cores `cpus` spent busy since boot (user, system, irq, softirq; also nice when `with_nice`), from /proc/stat."
+    ticks = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *v = line.split()
+            if not name.startswith("cpu"): break  # the per-core lines come first
+            if name[3:].isdigit() and int(name[3:]) in cpus:
+                user, nice, system, idle, iowait, irq, softirq = map(int, v[:7])
+                ticks += user + system + irq + softirq + (nice if with_nice else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+class CpuLoad:
+    "The cores other processes kept busy, on this process's cores, since the previous `read()` (None where /proc/stat is missing)."
+    def __init__(self):
+        self.cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        self.with_nice = hasattr(os, "getpriority") and os.getpriority(os.PRIO_PROCESS, 0) > 0  # niced ourselves: niced others compete too
+        self.last = self._now()
+
+    def _now(self):
+        try: return time.monotonic(), _busy_seconds(self.cpus, self.with_nice), time.process_time()
+        except (OSError, ValueError): return None
+
+    def read(self) -> float | None:
+        "Other processes' CPU use since the last call, in cores (this process's threads excluded; its loader workers count)."
+        now, last = self._now(), self.last
+        self.last = now
+        if now is None or last is None or now[0] <= last[0]: return None
+        return max(0.0, (now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0])
+
+class ThreadPolicy:
+    "Intra-op threads for a run: `cpu_threads` fixed, or (0) torch's default less the cores other processes use, kept while faster."
+    def __init__(self, cpu_threads: int = 0, adaptive: bool = True, cores: int | None = None, window_s: float = 1.0,
+                 patience: int = 2, hold: int = 30):
+        self.before = torch.get_num_threads()
+        self.full = self.threads = cpu_threads or self.before
+        self.adaptive = adaptive and not cpu_threads
+        self.window_s, self.patience, self.hold = window_s, patience, hold
+        self.meter = CpuLoad() if self.adaptive else None
+        self.cores = cores or (len(self.meter.cpus) if self.meter and self.meter.cpus else os.cpu_count() or self.full)
+        self.windows, self.votes, self.trial, self.rejected, self.switches = 0, [], None, {}, []
+        self._seconds, self._steps, self._given = 0.0, 0, 0.0
+        torch.set_num_threads(self.threads)
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): torch.set_num_threads(self.before)
+
+    def after_step(self, seconds: float, others: float | None = None) -> int:
+        "Note one step's `seconds` (and the other processes' load in cores, when given); returns the threads for the next step."
+        if not self.adaptive: return self.threads
+        self._seconds += seconds; self._steps += 1
+        self._given = None if others is None or self._given is None else self._given + others * seconds
+        if self._seconds < self.window_s: return self.threads
+        load = self.meter.read() if self._given is None else self._given / self._seconds
+        step_s = self._seconds / self._steps
+        self._seconds, self._steps, self._given = 0.0, 0, 0.0
+        if load is not None: self._decide(load, step_s)
+        return self.threads
+
+    def wanted(self, load: float) -> int:
+        "The threads for the cores the other processes' `load` (in cores) leaves free, rounded: at least 1, at most torch's default."
+        return min(self.full, max(1, math.floor(self.cores - load + 0.5)))
+
+    def _decide(self, load: float, step_s: float):
+        "One window's decision: judge a trial switch, or switch after `patience` windows agree on another count."
+        self.windows += 1
+        if self.trial is not None:
+            before, before_s, before_load = self.trial
+            self.trial = None
+            if step_s > before_s:  # slower than before the switch: back, and leave that count alone for a while
+                self.rejected[self.threads] = (self.windows + self.hold, before_load)
+                self._set(before, load, f"{step_s:.3f} s a step, slower than {before_s:.3f} s")
+            return
+        want = self.wanted(load)
+        until, at = self.rejected.get(want, (0, 0.0))
+        if self.windows < until and abs(load - at) < 0.5: want = self.threads
+        self.votes = (self.votes + [(want, step_s)])[-self.patience:]
+        if want != self.threads and len(self.votes) == self.patience and all(w == want for w, _ in self.votes):
+            self.trial = (self.threads, sum(s for _, s in self.votes) / self.patience, load)
+            self._set(want, load, f"other processes use {load:.2f} cores")
+
+    def _set(self, threads: int, load: float, why: str):
+        self.switches.append((self.windows, self.threads, threads, round(load, 2)))
+        logging.getLogger(__name__).info(f"intra-op threads {self.threads} -> {threads}: {why}")
+        self.threads, self.votes = threads, []
+        torch.set_num_threads(threads)
+
 # %% ../nbs/06c_engine.ipynb #1f603789
 @dataclass
 class Progress:
@@ -513,93 +603,3 @@ def fit(run: Run, cfg, env: DistEnv, ckpt_dir, stop: StopSignals, cleanup: conte
     while pos.epoch < loop.epochs and not loop.reached() and not run.halt(): loop.epoch(cleanup)
     if loop.saved_at != pos.step: loop.checkpoint()   # stopped by max_steps between checkpoints
     return pos
-
-# %% ../nbs/06c_engine.ipynb #b7d24e91
-import logging, math
-
-def _busy_seconds(cpus: set, with_nice: bool) -> float:
-    "CPU seconds the cores `cpus` spent busy since boot (user, system, irq, softirq; also nice when `with_nice`), from /proc/stat."
-    ticks = 0
-    with open("/proc/stat") as f:
-        for line in f:
-            name, *v = line.split()
-            if not name.startswith("cpu"): break  # the per-core lines come first
-            if name[3:].isdigit() and int(name[3:]) in cpus:
-                user, nice, system, idle, iowait, irq, softirq = map(int, v[:7])
-                ticks += user + system + irq + softirq + (nice if with_nice else 0)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-class CpuLoad:
-    "The cores other processes kept busy, on this process's cores, since the previous `read()` (None where /proc/stat is missing)."
-    def __init__(self):
-        self.cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-        self.with_nice = hasattr(os, "getpriority") and os.getpriority(os.PRIO_PROCESS, 0) > 0  # niced ourselves: niced others compete too
-        self.last = self._now()
-
-    def _now(self):
-        try: return time.monotonic(), _busy_seconds(self.cpus, self.with_nice), time.process_time()
-        except (OSError, ValueError): return None
-
-    def read(self) -> float | None:
-        "Other processes' CPU use since the last call, in cores (this process's threads excluded; its loader workers count)."
-        now, last = self._now(), self.last
-        self.last = now
-        if now is None or last is None or now[0] <= last[0]: return None
-        return max(0.0, (now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0])
-
-class ThreadPolicy:
-    "Intra-op threads for a run: `cpu_threads` fixed, or (0) torch's default less the cores other processes use, kept while faster."
-    def __init__(self, cpu_threads: int = 0, adaptive: bool = True, cores: int | None = None, window_s: float = 1.0,
-                 patience: int = 2, hold: int = 30):
-        self.before = torch.get_num_threads()
-        self.full = self.threads = cpu_threads or self.before
-        self.adaptive = adaptive and not cpu_threads
-        self.window_s, self.patience, self.hold = window_s, patience, hold
-        self.meter = CpuLoad() if self.adaptive else None
-        self.cores = cores or (len(self.meter.cpus) if self.meter and self.meter.cpus else os.cpu_count() or self.full)
-        self.windows, self.votes, self.trial, self.rejected, self.switches = 0, [], None, {}, []
-        self._seconds, self._steps, self._given = 0.0, 0, 0.0
-        torch.set_num_threads(self.threads)
-
-    def __enter__(self): return self
-    def __exit__(self, *exc): torch.set_num_threads(self.before)
-
-    def after_step(self, seconds: float, others: float | None = None) -> int:
-        "Note one step's `seconds` (and the other processes' load in cores, when given); returns the threads for the next step."
-        if not self.adaptive: return self.threads
-        self._seconds += seconds; self._steps += 1
-        self._given = None if others is None or self._given is None else self._given + others * seconds
-        if self._seconds < self.window_s: return self.threads
-        load = self.meter.read() if self._given is None else self._given / self._seconds
-        step_s = self._seconds / self._steps
-        self._seconds, self._steps, self._given = 0.0, 0, 0.0
-        if load is not None: self._decide(load, step_s)
-        return self.threads
-
-    def wanted(self, load: float) -> int:
-        "The threads for the cores the other processes' `load` (in cores) leaves free, rounded: at least 1, at most torch's default."
-        return min(self.full, max(1, math.floor(self.cores - load + 0.5)))
-
-    def _decide(self, load: float, step_s: float):
-        "One window's decision: judge a trial switch, or switch after `patience` windows agree on another count."
-        self.windows += 1
-        if self.trial is not None:
-            before, before_s, before_load = self.trial
-            self.trial = None
-            if step_s > before_s:  # slower than before the switch: back, and leave that count alone for a while
-                self.rejected[self.threads] = (self.windows + self.hold, before_load)
-                self._set(before, load, f"{step_s:.3f} s a step, slower than {before_s:.3f} s")
-            return
-        want = self.wanted(load)
-        until, at = self.rejected.get(want, (0, 0.0))
-        if self.windows < until and abs(load - at) < 0.5: want = self.threads
-        self.votes = (self.votes + [(want, step_s)])[-self.patience:]
-        if want != self.threads and len(self.votes) == self.patience and all(w == want for w, _ in self.votes):
-            self.trial = (self.threads, sum(s for _, s in self.votes) / self.patience, load)
-            self._set(want, load, f"other processes use {load:.2f} cores")
-
-    def _set(self, threads: int, load: float, why: str):
-        self.switches.append((self.windows, self.threads, threads, round(load, 2)))
-        logging.getLogger(__name__).info(f"intra-op threads {self.threads} -> {threads}: {why}")
-        self.threads, self.votes = threads, []
-        torch.set_num_threads(threads)
