@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .media import probe, read_span
+from .media import probe
 
 # %% auto #0
 __all__ = ['STAMP_GRID', 'CONTAINER_CODECS', 'YARDSTICK_REFERENCE', 'stamp_image', 'read_stamp', 'tone_marks', 'audio_marks',
@@ -124,13 +124,8 @@ def _encoder_delay(codec: str, rate: int, layout: str) -> int:
     return 0
 
 # %% ../nbs/11_testing.ipynb #d4229ad4
-def write_test_video(path, seconds: float = 2.0, fps: float = 25, size: tuple = (96, 64), audio_rate: int = 44100,
-                     channels: int = 2, video_codec: str | None = None, audio_codec: str | None = None,
-                     with_audio: bool = True, with_video: bool = True, rotation: int | None = None, vfr: bool = False,
-                     stamp: bool = True, gop: int | None = None, seed: int = 0, options: dict | None = None,
-                     grain: float = 0.0) -> Path:
-    "Write a real media file whose frames spell their times (`read_stamp`) and whose sound marks each second (`audio_marks`)."
-    path = Path(path)
+def _test_file_codecs(path: Path, video_codec, audio_codec, with_audio: bool, with_video: bool, rotation, vfr: bool, audio_rate: int) -> tuple:
+    "The (video, audio) codecs of a test file at `path`, after refusing what its container or codecs cannot hold."
     if path.suffix.lower() not in CONTAINER_CODECS:
         raise ValueError(f"{path}: no default codecs for {path.suffix!r}; use one of {sorted(CONTAINER_CODECS)}")
     vc_default, ac_default = CONTAINER_CODECS[path.suffix.lower()]
@@ -142,24 +137,38 @@ def write_test_video(path, seconds: float = 2.0, fps: float = 25, size: tuple = 
     if vfr and path.suffix.lower() == ".avi": raise ValueError(f"{path}: AVI files have a constant frame rate; use .mp4 or .mkv for vfr=True")
     if with_audio and audio_codec in ("libopus", "opus") and audio_rate not in (8000, 12000, 16000, 24000, 48000):
         raise ValueError(f"{path}: Opus takes 8, 12, 16, 24 or 48 kHz, not audio_rate={audio_rate}")
+    return video_codec, audio_codec
+
+def _add_video_stream(out, video_codec: str, width: int, height: int, fps: float, vfr: bool, gop, rotation) -> tuple:
+    "A video stream of a test file in the open container `out`; returns it, its pixel format and its time base."
+    pix_fmt = "yuv444p" if video_codec == "libx264" and (width % 2 or height % 2) else "yuv420p"   # 4:2:0 needs even sizes in H.264
+    opts = {"libx264": {"preset": "veryfast"}, "libvpx": {"deadline": "realtime", "cpu-used": "8"},
+            "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"}}.get(video_codec, {})
+    if gop and video_codec == "libx264": opts["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
+    rate = Fraction(fps).limit_denominator(1001)
+    tb = Fraction(1, 1000) if vfr else 1 / rate  # a constant rate counts frames (AVI can do nothing else)
+    vs = out.add_stream(video_codec, rate=rate, options=opts)
+    vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
+    vs.codec_context.time_base = tb
+    if gop: vs.codec_context.gop_size = gop
+    if video_codec in ("mpeg4", "libvpx", "libvpx-vp9"): vs.bit_rate = max(200_000, int(0.2 * width * height * fps))
+    if rotation: vs.set_display_rotation(rotation)
+    return vs, pix_fmt, tb
+
+def write_test_video(path, seconds: float = 2.0, fps: float = 25, size: tuple = (96, 64), audio_rate: int = 44100,
+                     channels: int = 2, video_codec: str | None = None, audio_codec: str | None = None,
+                     with_audio: bool = True, with_video: bool = True, rotation: int | None = None, vfr: bool = False,
+                     stamp: bool = True, gop: int | None = None, seed: int = 0, options: dict | None = None,
+                     grain: float = 0.0) -> Path:
+    "Write a real media file whose frames spell their times (`read_stamp`) and whose sound marks each second (`audio_marks`)."
+    path = Path(path)
+    video_codec, audio_codec = _test_file_codecs(path, video_codec, audio_codec, with_audio, with_video, rotation, vfr, audio_rate)
     path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     times = _frame_times(seconds, fps, vfr) if with_video else []
     with av.open(str(path), "w", options=options or {}) as out:  # container options, e.g. {'movflags': 'faststart'}
         if with_video:
-            # 4:2:0 colour needs even sizes in H.264; 4:4:4 takes any size
-            pix_fmt = "yuv444p" if video_codec == "libx264" and (width % 2 or height % 2) else "yuv420p"
-            opts = {"libx264": {"preset": "veryfast"}, "libvpx": {"deadline": "realtime", "cpu-used": "8"},
-                    "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8"}}.get(video_codec, {})
-            if gop and video_codec == "libx264": opts["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
-            rate = Fraction(fps).limit_denominator(1001)
-            tb = Fraction(1, 1000) if vfr else 1 / rate  # a constant rate counts frames (AVI can do nothing else)
-            vs = out.add_stream(video_codec, rate=rate, options=opts)
-            vs.width, vs.height, vs.pix_fmt = width, height, pix_fmt
-            vs.codec_context.time_base = tb
-            if gop: vs.codec_context.gop_size = gop
-            if video_codec in ("mpeg4", "libvpx", "libvpx-vp9"): vs.bit_rate = max(200_000, int(0.2 * width * height * fps))
-            if rotation: vs.set_display_rotation(rotation)
+            vs, pix_fmt, tb = _add_video_stream(out, video_codec, width, height, fps, vfr, gop, rotation)
             pan = 2 * len(times)
             texture = _texture(width, height, pan, seed)
             if grain: texture = texture + np.random.default_rng(seed).normal(0, grain, texture.shape).round().astype(np.int16)
