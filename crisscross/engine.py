@@ -554,6 +554,7 @@ class _Fit:
         stop_if_asked(self.stop, self.env, self.pos.step, self.saved_at, self.checkpoint, self.ckpt_dir)
 
     def one_step(self, batches, bar):
+        "One optimiser step of the run; its record waits in `pending` until the next read."
         t0, pos = time.perf_counter(), self.pos
         record = self.run.step(lambda: next(batches), pos.step)
         pos.step += 1; pos.epoch_step += 1
@@ -564,6 +565,7 @@ class _Fit:
         if pos.step % self.log_every == 0: self.flush(bar)
 
     def end_epoch(self, bar):
+        "The epoch's summary, its checkpoint, then the run's `after_epoch` on rank 0."
         self.flush(bar)
         pos = self.pos
         summary = self.run.end_epoch(pos.epoch, [r for r in pos.step_log if r["epoch"] == pos.epoch])
