@@ -30,7 +30,7 @@ __all__ = ['CKPT_RE', 'PREEMPT_SIGNALS', 'LOCK_NAME', 'ShardedSampler', 'worker_
            'StopSignals', 'OutDirBusyError', 'check_out_dir', 'lock_out_dir', 'gather', 'unwrap', 'check_resumable',
            'resume_state', 'stop_if_asked', 'torch_settings', 'run_session', 'CpuLoad', 'ThreadPolicy', 'Progress',
            'pack_log', 'unpack_log', 'pace', 'epoch_line', 'Run', 'NonFiniteLossError', 'parallel', 'mixed_precision',
-           'restore', 'fit']
+           'resume_position', 'resume_message', 'restore', 'fit']
 
 # %% ../nbs/06c_engine.ipynb #35609e22
 class ShardedSampler(Sampler):
@@ -499,6 +499,15 @@ def mixed_precision(precision: str, env: DistEnv) -> tuple:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision), torch.amp.GradScaler(env.device.type, enabled=precision == "fp16")
 
 # %% ../nbs/06c_engine.ipynb #ff7ffa51
+def resume_position(state: dict, steps_per_epoch: int) -> tuple:
+    "(epoch, step within it) where a run resumes from checkpoint `state`: a checkpoint at an epoch's end resumes at the next one."
+    if state["epoch_step"] >= steps_per_epoch: return state["epoch"] + 1, 0
+    return state["epoch"], state["epoch_step"]
+
+def resume_message(state: dict, path, steps_per_epoch: int, what: str = "") -> str:
+    "The line a run prints when it resumes from checkpoint `path`."
+    return f"resuming {what + ' ' if what else ''}from {path} (epoch {resume_position(state, steps_per_epoch)[0] + 1}, step {state['step']})"
+
 def restore(run: Run, state: dict | None, seed: int, env: DistEnv, seed_key: tuple = ()) -> Progress:
     "Load checkpoint `state` into `run` (model, optimiser, schedule, scaler) and every RNG; with no state, seed this rank by `seed_key`."
     if state is None:
@@ -506,8 +515,8 @@ def restore(run: Run, state: dict | None, seed: int, env: DistEnv, seed_key: tup
         return Progress()
     run.model.load_state_dict(state["model"]); run.optimizer.load_state_dict(state["optimizer"]); run.schedule.load_state_dict(state["scheduler"])
     if run.scaler.is_enabled() and state["scaler"]: run.scaler.load_state_dict(state["scaler"])
-    pos = Progress(state["epoch"], state["epoch_step"], state["step"], unpack_log(state["step_log"]), state["epoch_log"])
-    if pos.epoch_step >= run.sampler.steps_per_epoch: pos.epoch, pos.epoch_step = pos.epoch + 1, 0
+    epoch, epoch_step = resume_position(state, run.sampler.steps_per_epoch)
+    pos = Progress(epoch, epoch_step, state["step"], unpack_log(state["step_log"]), state["epoch_log"])
     if len(state["rng"]) == env.world_size: set_rng_state(state["rng"][env.rank])
     else: seed_everything(mix_seed(seed, "rank", env.rank, "step", pos.step))   # another world size: fresh streams per rank
     return pos

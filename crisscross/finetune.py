@@ -26,7 +26,7 @@ from .data import (LabelledClips, dcase2013, esc50, esc50_group, hmdb51, index_m
 from .embedded import open_embedded
 from .config import Config, option, raise_problems
 from .engine import (DistEnv, NonFiniteLossError, Progress, Run, ShardedSampler, StopSignals, atomic_save, env_world_size, epoch_line,
-                               fit, gather, latest_checkpoint, load_checkpoint, lock_out_dir, mixed_precision, pace, parallel, resume_state,
+                               fit, gather, latest_checkpoint, load_checkpoint, lock_out_dir, mixed_precision, pace, parallel, resume_message, resume_state,
                                run_session, seed_everything, setup_distributed, unwrap, worker_init_fn)
 from .trainer import (DEVICES, OFFICIAL_AUGMENT, PAPER_DEVIATIONS, PRECISIONS, TrainConfig, batch_problems, config_from_preset,
                                 device_problems, LRSchedule, param_digest, resolve_precision)
@@ -521,8 +521,7 @@ def _train_phase(cfg: FinetuneConfig, phase: str, train_ds, val_ds, n_classes: i
     run = FinetunePhase(cfg, phase, train_ds, val_ds, n_classes, modality, stop_epoch, env, state)
     if env.is_main:
         if state is None: print(_phase_banner(cfg, run, n_classes, modality, env), flush=True)
-        else: print(f"resuming {phase} from {resume_from} (epoch {state['epoch'] + (state['epoch_step'] >= run.sampler.steps_per_epoch) + 1}, "
-                    f"step {state['step']})", flush=True)
+        else: print(resume_message(state, resume_from, run.sampler.steps_per_epoch, phase), flush=True)
     pos = fit(run, cfg, env, ckpt_dir, stop, cleanup, state, seed_key=("refit",) if phase == "refit" else (), epochs=stop_epoch)
     _sync_buffers(run.model, env)
     digests = gather(param_digest(run.model), env)

@@ -27,7 +27,7 @@ from .embedded import open_embedded
 from .config import Config, option, raise_problems
 from .engine import (DistEnv, NonFiniteLossError, Progress, Run, ShardedSampler, StopSignals, _use_cuda, atomic_save, check_out_dir,
                                env_world_size, epoch_line, fit, gather, latest_checkpoint, load_checkpoint, lock_out_dir, mixed_precision,
-                               pace, parallel, resume_state, rng_state, run_session, seed_everything, set_rng_state, setup_distributed, unwrap)
+                               pace, parallel, resume_message, resume_state, rng_state, run_session, seed_everything, set_rng_state, setup_distributed, unwrap)
 from .data import collate_views, prepare_views  # the device-side augmentation of decode-only batches
 
 # %% auto #0
@@ -625,7 +625,7 @@ def _start_outputs(run: Pretraining, state: dict | None, resume_from, out_dir: P
         print(f"crisscross {crisscross.__version__}: {count_parameters(run.model):,} parameters, {len(dataset):,} clips, "
               f"{steps} steps/epoch x {cfg.epochs} epochs, global batch {cfg.batch_size} = {env.world_size} "
               f"process(es) x {cfg.accum_steps} accumulation x {micro}, {run.precision} on {env.device}", flush=True)
-    else: print(f"resuming from {resume_from} (epoch {state['epoch'] + (state['epoch_step'] >= steps) + 1}, step {state['step']})", flush=True)
+    else: print(resume_message(state, resume_from, steps), flush=True)
     if cfg.probe_every and run.epoch_probe is None: print(f"probe_every={cfg.probe_every} but no epoch_probe was given: no probe runs", flush=True)
     _report_data(dataset, getattr(dataset, "dataset_name", type(dataset).__name__), cfg, out_dir)
 
