@@ -111,10 +111,6 @@ class Config:
         check_field_names(cls, d)
         return cls(**cls._tuples(d))
 
-    def problems(self, lists_ok: bool = False) -> list:
-        "Every type problem, or else every value problem (not finite, not a choice, out of bounds)."
-        return type_problems(self, lists_ok) or value_problems(self)
-
     def field_problems(self, lists_ok: bool = False) -> list:
         "The value problems of the fields one by one; wrong types are refused at once (`raise_problems`), as the rules compare values."
         raise_problems(self, type_problems(self, lists_ok))
